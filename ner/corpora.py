@@ -1,0 +1,713 @@
+"""Corpus readers: turn NER corpus files into sentences with word- and char-level gold spans.
+
+Three formats are read (issue 3):
+
+- ``conll``: ``index<TAB>token<TAB>tag`` lines, a blank line between sentences, ``-DOCSTART-`` lines
+  between documents (CoNLL-2002/2003, WikiNEuRal, WikiANN as shipped in ``shared/data/ner``).
+- ``iob2``: Universal NER; the same rows (extra columns ignored) after ``# newdoc id``, ``# sent_id``
+  and ``# text = ...`` comments. The ``# text`` line becomes :attr:`Sentence.text` when the tokens can
+  be found in it in order, which gives real character offsets for languages written without spaces.
+- ``jsonl``: one ``{"text": ..., "spans": [[start, end, label], ...]}`` object per line with char
+  offsets, for users who bring their own data and entity types. Words come from :func:`split_words`.
+
+Tags may use IOB1, IOB2, BIOES or BILOU; the scheme is detected per file unless given. Decoding is
+lenient in the way conlleval and seqeval's default mode are (see :func:`tags_to_spans`), so every
+tag sequence decodes and malformed ones are counted in a :class:`CorpusWarning` instead of failing.
+
+Example:
+    >>> from ner.corpora import read_corpus, labels
+    >>> sentences = read_corpus("../shared/data/ner/conll/de/val.conllu")  # doctest: +SKIP
+    >>> labels(sentences)  # doctest: +SKIP
+    ['LOC', 'MISC', 'ORG', 'PER']
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FORMATS = ("auto", "conll", "iob2", "jsonl")
+SCHEMES = ("auto", "iob1", "iob2", "bioes", "bilou")
+
+# Extension -> format; anything else is sniffed from the content (see detect_format).
+_EXTENSIONS = {
+    ".conllu": "conll",
+    ".conll": "conll",
+    ".txt": "conll",
+    ".iob2": "iob2",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+}
+# Tag prefixes each explicit scheme accepts. BILOU's L/U are read as BIOES's E/S.
+_SCHEME_PREFIXES = {
+    "iob1": frozenset("BI"),
+    "iob2": frozenset("BI"),
+    "bioes": frozenset("BIES"),
+    "bilou": frozenset("BILU"),
+}
+_BILOU_TO_BIOES = {"L": "E", "U": "S"}
+_DOCSTART = "-DOCSTART-"
+_EXAMPLES = 3  # how many example locations a warning names
+
+
+class CorpusError(ValueError):
+    """A corpus file could not be read; the message starts with ``path:line:`` where known.
+
+    Attributes:
+        path (str | None): The file being read.
+        line (int | None): The 1-based line number of the problem.
+    """
+
+    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None) -> None:
+        self.path = None if path is None else str(path)
+        self.line = line
+        location = "" if path is None else (f"{path}:{line}: " if line is not None else f"{path}: ")
+        super().__init__(location + message)
+
+
+class CorpusWarning(UserWarning):
+    """Something in a corpus was dropped, repaired or decoded leniently; the message counts it."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """One gold entity of a sentence.
+
+    Attributes:
+        start (int): Index of the first word.
+        end (int): Index one past the last word (exclusive), so ``words[start:end]`` is the entity.
+        label (str): Entity type, e.g. ``"PER"``.
+        char_start (int): Char offset of the entity's first character in :attr:`Sentence.text`.
+        char_end (int): Char offset one past its last character, so ``text[char_start:char_end]``.
+    """
+
+    start: int
+    end: int
+    label: str
+    char_start: int
+    char_end: int
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence with its words and gold entities, in both word and char coordinates.
+
+    Attributes:
+        words (list[str]): The tokens, as the corpus gives them.
+        text (str): The sentence text; ``text[s:e] == words[i]`` for ``(s, e) = word_offsets[i]``.
+        word_offsets (list[tuple[int, int]]): Char start and end of each word in :attr:`text`.
+        spans (list[Span]): Gold entities, sorted by position, never overlapping.
+        doc_id (str | None): Document id (``# newdoc id``, ``doc-N`` after the N-th ``-DOCSTART-``,
+            or a JSONL ``doc_id``); None where unknown, e.g. before a file's first ``-DOCSTART-``.
+        sent_id (str | None): Sentence id (``# sent_id`` or a JSONL ``id``); None where unknown.
+        line (int | None): 1-based line in the file where the sentence starts, for error reports.
+    """
+
+    words: list[str]
+    text: str
+    word_offsets: list[tuple[int, int]]
+    spans: list[Span] = field(default_factory=list)
+    doc_id: str | None = None
+    sent_id: str | None = None
+    line: int | None = None
+
+    def word_entities(self) -> list[tuple[int, int, str]]:
+        """Returns the gold entities as ``(start, end, label)`` word indices, the form evaluation takes."""
+        return [(span.start, span.end, span.label) for span in self.spans]
+
+    def char_entities(self) -> list[tuple[int, int, str]]:
+        """Returns the gold entities as ``(char_start, char_end, label)`` offsets into :attr:`text`."""
+        return [(span.char_start, span.char_end, span.label) for span in self.spans]
+
+
+# --------------------------------------------------------------------------- tag schemes
+
+
+def parse_tag(tag: str) -> tuple[str, str]:
+    """Splits a tag into ``(prefix, label)``; ``"O"`` gives ``("O", "")``.
+
+    Only the first hyphen separates, so ``B-WORK-OF-ART`` has label ``WORK-OF-ART``.
+
+    Raises:
+        ValueError: If the tag is neither ``O`` nor ``<B|I|E|S|L|U>-<label>``.
+    """
+    if tag == "O":
+        return "O", ""
+    prefix, sep, label = tag.partition("-")
+    if not sep or len(prefix) != 1 or prefix.upper() not in "BIESLU" or not label:
+        raise ValueError(
+            f"tag {tag!r} is not 'O' or '<prefix>-<label>' with prefix B, I, E, S, L or U "
+            "(IO tagging without prefixes is not supported; write I-<label>)"
+        )
+    return prefix.upper(), label
+
+
+def detect_scheme(tag_sequences: Iterable[Sequence[str]]) -> str:
+    """Works out the tagging scheme from the tags alone.
+
+    E-/S- tags mean BIOES and L-/U- tags BILOU. Files with only B-/I- tags are IOB1 when more
+    entities start with I- than with B- (IOB1 uses B- only between two adjacent entities of one
+    type), else IOB2; a few stray I- starts in an IOB2 file are then reported as malformed rather
+    than flipping the whole file to IOB1. Both decode the same way, so a wrong guess between the
+    two only changes the warning, never the spans.
+
+    Args:
+        tag_sequences (Iterable[Sequence[str]]): Tags per sentence.
+
+    Returns:
+        str: One of ``"iob1"``, ``"iob2"``, ``"bioes"``, ``"bilou"``.
+
+    Raises:
+        ValueError: If a tag is malformed, or the tags mix BIOES and BILOU prefixes.
+    """
+    prefixes: set[str] = set()
+    b_starts = i_starts = 0
+    for tags in tag_sequences:
+        previous = ("O", "")
+        for tag in tags:
+            prefix, label = parse_tag(tag)
+            prefixes.add(prefix)
+            if prefix == "B":
+                b_starts += 1
+            elif prefix == "I" and (previous[0] == "O" or previous[1] != label):
+                i_starts += 1
+            previous = (prefix, label)
+    if prefixes & {"E", "S"} and prefixes & {"L", "U"}:
+        raise ValueError("tags mix BIOES (E-, S-) and BILOU (L-, U-) prefixes; pick one scheme")
+    if prefixes & {"E", "S"}:
+        return "bioes"
+    if prefixes & {"L", "U"}:
+        return "bilou"
+    return "iob1" if i_starts > b_starts else "iob2"
+
+
+def tags_to_spans(tags: Sequence[str], scheme: str = "iob2") -> tuple[list[tuple[int, int, str]], list[int]]:
+    """Decodes one sentence's tags into ``(start, end, label)`` word spans, leniently.
+
+    One decoder serves every scheme, following conlleval (and seqeval's default, non-strict mode):
+    an entity starts at a B-/S- tag, at an I-/E- tag after O, after an E-/S- tag, or after a tag of
+    another type; it ends before O, B-, S-, a tag of another type, or after E-/S-. So IOB1's
+    ``I-LOC I-LOC B-LOC`` and IOB2's ``B-LOC I-LOC B-LOC`` both give two entities, and an I- after O
+    starts an entity instead of being dropped (seqeval's strict mode would drop it). What the scheme
+    decides is which sequences count as malformed: an I- start in IOB2; an I-/E- start, or an
+    entity not closed by E-/S-, in BIOES and BILOU.
+
+    Args:
+        tags (Sequence[str]): One tag per word.
+        scheme (str): ``"iob1"``, ``"iob2"``, ``"bioes"`` or ``"bilou"``. Defaults to ``"iob2"``.
+
+    Returns:
+        tuple[list[tuple[int, int, str]], list[int]]: The spans (end exclusive), and the start
+        index of each entity that is malformed for the scheme.
+
+    Raises:
+        ValueError: If the scheme is unknown or a tag's prefix does not belong to it.
+
+    Example:
+        >>> tags_to_spans(["B-PER", "I-PER", "O", "I-LOC"], "iob2")
+        ([(0, 2, 'PER'), (3, 4, 'LOC')], [3])
+    """
+    if scheme not in _SCHEME_PREFIXES:
+        raise ValueError(f"unknown scheme {scheme!r}; choose one of {tuple(_SCHEME_PREFIXES)}")
+    allowed = _SCHEME_PREFIXES[scheme]
+    closing_required = scheme in ("bioes", "bilou")
+    spans: list[tuple[int, int, str]] = []
+    malformed: list[int] = []
+    start: int | None = None
+    label = ""
+
+    def close(end: int, closed_properly: bool) -> None:
+        nonlocal start
+        if start is not None:
+            spans.append((start, end, label))
+            if closing_required and not closed_properly and start not in malformed:
+                malformed.append(start)
+            start = None
+
+    for index, tag in enumerate(tags):
+        prefix, tag_label = parse_tag(tag)
+        if prefix != "O" and prefix not in allowed:
+            raise ValueError(
+                f"tag {tag!r} does not belong to scheme {scheme!r} (prefixes {'/'.join(sorted(allowed))}); "
+                "pass scheme='auto' to detect it"
+            )
+        prefix = _BILOU_TO_BIOES.get(prefix, prefix)
+        if prefix == "O":
+            close(index, closed_properly=False)
+            continue
+        if prefix in ("B", "S") or start is None or tag_label != label:
+            close(index, closed_properly=False)
+            if prefix in ("I", "E") and scheme != "iob1":
+                malformed.append(index)
+            start, label = index, tag_label
+        if prefix in ("E", "S"):
+            close(index + 1, closed_properly=True)
+    close(len(tags), closed_properly=False)
+    return spans, malformed
+
+
+# --------------------------------------------------------------------------- words and offsets
+
+
+def _is_cjk(char: str) -> bool:
+    """CJK ideographs and kana: scripts written without spaces, so one character is one word."""
+    code = ord(char)
+    return (
+        0x3040 <= code <= 0x30FF  # hiragana, katakana
+        or 0x3400 <= code <= 0x4DBF  # CJK extension A
+        or 0x4E00 <= code <= 0x9FFF  # CJK unified ideographs
+        or 0xF900 <= code <= 0xFAFF  # CJK compatibility ideographs
+        or 0x20000 <= code <= 0x3134F  # CJK extensions B-G
+    )
+
+
+def split_words(text: str) -> list[tuple[int, int]]:
+    """Splits text into words for JSONL records; returns each word's ``(char_start, char_end)``.
+
+    The rules, Unicode-aware and dependency-free: a run of letters, digits, combining marks and
+    connector punctuation (``_``) is one word, so ``Müller``, ``Москва`` and Devanagari with its
+    vowel signs stay whole; every other non-space character (punctuation, symbols) is a word of its
+    own; CJK ideographs and kana are one word each, since those scripts use no spaces. Scripts
+    without spaces and without that rule (Thai, Khmer) come out as one word per run: annotate such
+    data in a token-per-line format instead.
+
+    Args:
+        text (str): The text.
+
+    Returns:
+        list[tuple[int, int]]: Word offsets, in order.
+
+    Example:
+        >>> [("Zürich, 北京")[s:e] for s, e in split_words("Zürich, 北京")]
+        ['Zürich', ',', '北', '京']
+    """
+    offsets: list[tuple[int, int]] = []
+    run_start: int | None = None
+    for index, char in enumerate(text):
+        category = unicodedata.category(char)
+        in_run = category[0] in "LNM" or category == "Pc"
+        if in_run and not _is_cjk(char):
+            if run_start is None:
+                run_start = index
+            continue
+        if run_start is not None:
+            offsets.append((run_start, index))
+            run_start = None
+        if not char.isspace():
+            offsets.append((index, index + 1))
+    if run_start is not None:
+        offsets.append((run_start, len(text)))
+    return offsets
+
+
+def align_words(text: str, words: Sequence[str]) -> list[tuple[int, int]] | None:
+    """Finds each word in ``text`` in order, allowing only whitespace between words.
+
+    Used for UNER's ``# text`` lines: Chinese text has no spaces between tokens, so only the
+    original text gives the model (and char-level evaluation) the right offsets.
+
+    Returns:
+        list[tuple[int, int]] | None: The offsets, or None if the words do not spell out ``text``
+        (apart from whitespace) in order.
+    """
+    offsets: list[tuple[int, int]] = []
+    position = 0
+    for word in words:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if not word or not text.startswith(word, position):
+            return None
+        offsets.append((position, position + len(word)))
+        position += len(word)
+    if text[position:].strip():
+        return None
+    return offsets
+
+
+def _join_words(words: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
+    """The space-joined text and its word offsets, for files that give no sentence text."""
+    offsets = []
+    position = 0
+    for word in words:
+        offsets.append((position, position + len(word)))
+        position += len(word) + 1
+    return " ".join(words), offsets
+
+
+# --------------------------------------------------------------------------- format detection
+
+
+def detect_format(path: str | Path) -> str:
+    """Picks the reader for a file: by extension, else by sniffing the first non-blank lines.
+
+    Returns:
+        str: ``"conll"``, ``"iob2"`` or ``"jsonl"``.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        CorpusError: If neither the extension nor the content identifies a format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"corpus file not found: {path}")
+    by_extension = _EXTENSIONS.get(path.suffix.lower())
+    if by_extension is not None:
+        return by_extension
+    with path.open(encoding="utf-8-sig") as handle:
+        for raw in handle:
+            line = raw.strip()
+            if not line:
+                continue
+            if line.startswith(("{", "[")):
+                return "jsonl"
+            if line.startswith("#"):
+                if line.lstrip("#").lstrip().startswith(("text", "sent_id", "newdoc")):
+                    return "iob2"
+                continue
+            if "\t" in line and line.split("\t", 1)[0].isdigit():
+                return "conll"
+            break
+    raise CorpusError(
+        f"cannot tell the format from the extension {path.suffix!r} or the content; "
+        f"pass format= one of {FORMATS[1:]} (extensions: {', '.join(sorted(_EXTENSIONS))})",
+        path,
+    )
+
+
+# --------------------------------------------------------------------------- token-per-line reader
+
+
+@dataclass
+class _Block:
+    """One sentence as read from a token-per-line file, before decoding."""
+
+    words: list[str]
+    tags: list[str]
+    lines: list[int]
+    text: str | None
+    doc_id: str | None
+    sent_id: str | None
+
+
+def _read_blocks(path: Path) -> tuple[list[_Block], list[int]]:
+    """Reads ``index<TAB>token<TAB>tag[<TAB>...]`` rows into sentence blocks.
+
+    Returns:
+        tuple[list[_Block], list[int]]: The blocks, and the line numbers of dropped empty tokens.
+        Sentences before a file's first ``-DOCSTART-`` (or ``# newdoc id``) get no ``doc_id``.
+    """
+    blocks: list[_Block] = []
+    dropped: list[int] = []
+    documents = 0
+    columns: int | None = None
+    words: list[str] = []
+    tags: list[str] = []
+    lines: list[int] = []
+    meta: dict[str, str] = {}
+    doc_id: str | None = None
+
+    def flush() -> None:
+        nonlocal words, tags, lines, meta
+        if lines:
+            blocks.append(_Block(words, tags, lines, meta.get("text"), doc_id, meta.get("sent_id")))
+        words, tags, lines, meta = [], [], [], {}
+
+    with path.open(encoding="utf-8-sig") as handle:  # -sig drops a BOM; universal newlines drop CR
+        for number, raw in enumerate(handle, start=1):
+            line = raw.rstrip()
+            if not line:
+                flush()
+                continue
+            if line.startswith("#"):
+                key, sep, value = line.lstrip("#").partition("=")
+                if sep:
+                    key = key.strip()
+                    if key == "newdoc id":
+                        doc_id = value.strip()
+                    elif key in ("sent_id", "text"):
+                        if key == "sent_id" and lines:  # a new sentence without a blank line before it
+                            flush()
+                        meta[key] = value.strip() if key == "sent_id" else value.lstrip(" ").rstrip()
+                continue
+            fields = [value.strip() for value in line.split("\t")]
+            if _DOCSTART in fields[:2]:
+                flush()
+                documents += 1
+                doc_id = f"doc-{documents}"
+                continue
+            if len(fields) < 3 or not fields[0].isdigit():
+                raise CorpusError(
+                    f"malformed line {line[:60]!r}: expected 'index<TAB>token<TAB>tag', tab-separated",
+                    path,
+                    number,
+                )
+            if columns is None:
+                columns = len(fields)
+            elif len(fields) != columns:
+                raise CorpusError(
+                    f"inconsistent columns: {len(fields)} here, {columns} on the first token line",
+                    path,
+                    number,
+                )
+            if not fields[1]:
+                dropped.append(number)
+                continue
+            words.append(fields[1])
+            tags.append(fields[2])
+            lines.append(number)
+    flush()
+    return blocks, dropped
+
+
+def _read_token_file(path: Path, scheme: str) -> list[Sentence]:
+    """Reads a ``conll`` or ``iob2`` file (one parser; ``# text`` comments are used where present)."""
+    blocks, dropped = _read_blocks(path)
+    if scheme == "auto":
+        try:
+            scheme = detect_scheme(block.tags for block in blocks)
+        except ValueError as error:
+            raise CorpusError(f"{error}; pass scheme= one of {SCHEMES[1:]}", path) from None
+    sentences: list[Sentence] = []
+    malformed: list[int] = []
+    misaligned: list[int] = []
+    texts = 0
+    for block in blocks:
+        try:
+            word_spans, bad = tags_to_spans(block.tags, scheme)
+        except ValueError as error:
+            number = next(
+                line for line, tag in zip(block.lines, block.tags, strict=True) if _tag_error(tag, scheme)
+            )
+            raise CorpusError(str(error), path, number) from None
+        malformed.extend(block.lines[index] for index in bad)
+        offsets = None
+        text = ""
+        if block.text is not None:
+            texts += 1
+            offsets = align_words(block.text, block.words)
+            if offsets is None:
+                misaligned.append(block.lines[0])
+            else:
+                text = block.text
+        if offsets is None:
+            text, offsets = _join_words(block.words)
+        spans = [Span(s, e, label, offsets[s][0], offsets[e - 1][1]) for s, e, label in word_spans]
+        sentences.append(
+            Sentence(block.words, text, offsets, spans, block.doc_id, block.sent_id, block.lines[0])
+        )
+    if dropped:
+        _warn(f"{path}: dropped {len(dropped)} empty token(s)", dropped, "the rest of each sentence is kept")
+    if malformed:
+        _warn(
+            f"{path}: {len(malformed)} of {sum(len(s.spans) for s in sentences)} entities are malformed "
+            f"for scheme {scheme}",
+            malformed,
+            "decoded leniently like conlleval: an I-/E- tag without a B- starts an entity",
+        )
+    if misaligned:
+        _warn(
+            f"{path}: {len(misaligned)} of {texts} '# text' lines do not match their tokens",
+            misaligned,
+            "those sentences use the space-joined tokens as text",
+        )
+    return sentences
+
+
+def _tag_error(tag: str, scheme: str) -> bool:
+    """Whether this tag is the one :func:`tags_to_spans` rejects, to name its line in the error."""
+    try:
+        prefix, _ = parse_tag(tag)
+    except ValueError:
+        return True
+    return prefix != "O" and prefix not in _SCHEME_PREFIXES[scheme]
+
+
+def _warn(summary: str, lines: list[int], consequence: str) -> None:
+    """Emits one counted :class:`CorpusWarning` per file and problem, naming the first lines."""
+    examples = ", ".join(str(line) for line in lines[:_EXAMPLES])
+    more = ", ..." if len(lines) > _EXAMPLES else ""
+    warnings.warn(f"{summary} (lines {examples}{more}); {consequence}", CorpusWarning, stacklevel=4)
+
+
+# --------------------------------------------------------------------------- JSONL reader
+
+
+def _json_span(raw: object) -> tuple[int, int, str]:
+    """Accepts ``[start, end, label]`` or ``{"start": .., "end": .., "label": ..}``."""
+    if isinstance(raw, Mapping):
+        raw = [raw.get("start"), raw.get("end"), raw.get("label")]
+    if not isinstance(raw, (list, tuple)) or len(raw) != 3:
+        raise ValueError(f"span {raw!r} is not [start, end, label]")
+    start, end, label = raw
+    if not all(isinstance(value, int) and not isinstance(value, bool) for value in (start, end)):
+        raise ValueError(f"span {raw!r}: start and end must be integers (char offsets)")
+    if not isinstance(label, str) or not label:
+        raise ValueError(f"span {raw!r}: label must be a non-empty string")
+    return start, end, label
+
+
+def _align_span(
+    text: str, offsets: list[tuple[int, int]], start: int, end: int, label: str
+) -> tuple[int, int]:
+    """Maps a char span onto word indices; it must start and end on word boundaries.
+
+    Misaligned spans are errors rather than silently snapped: a span cutting a word usually means
+    offsets counted in bytes or UTF-16 units, or off by one, and snapping would hide that.
+    """
+    if not 0 <= start < end <= len(text):
+        raise ValueError(f"span [{start}, {end}) {label!r} is out of range for text of length {len(text)}")
+    starts = {s: index for index, (s, _) in enumerate(offsets)}
+    ends = {e: index for index, (_, e) in enumerate(offsets)}
+    if start in starts and end in ends and starts[start] <= ends[end]:
+        return starts[start], ends[end] + 1
+    inside = [index for index, (s, e) in enumerate(offsets) if s < end and e > start]
+    if not inside:
+        raise ValueError(f"span [{start}, {end}) {label!r} ({text[start:end]!r}) covers only whitespace")
+    fixed_start, fixed_end = offsets[inside[0]][0], offsets[inside[-1]][1]
+    raise ValueError(
+        f"span [{start}, {end}) {label!r} ({text[start:end]!r}) does not align with word boundaries; "
+        f"the words it touches are [{fixed_start}, {fixed_end}) ({text[fixed_start:fixed_end]!r}). "
+        "Offsets are Python str (code point) indices, end exclusive"
+    )
+
+
+def _read_jsonl(path: Path) -> list[Sentence]:
+    """Reads one ``{"text": ..., "spans": [[start, end, label], ...]}`` object per line."""
+    sentences: list[Sentence] = []
+    with path.open(encoding="utf-8-sig") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                hint = " (a JSON array? write one object per line: JSON Lines)" if line == "[" else ""
+                raise CorpusError(
+                    f"invalid JSON: {error.msg} at column {error.colno}{hint}", path, number
+                ) from None
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise CorpusError(
+                    'expected an object {"text": "...", "spans": [[start, end, label], ...]}', path, number
+                )
+            raw_spans = record.get("spans", [])
+            if not isinstance(raw_spans, list):
+                raise CorpusError(f"'spans' must be a list, got {type(raw_spans).__name__}", path, number)
+            text = record["text"]
+            offsets = split_words(text)
+            words = [text[s:e] for s, e in offsets]
+            spans: list[Span] = []
+            try:
+                for raw_span in raw_spans:
+                    start, end, label = _json_span(raw_span)
+                    word_start, word_end = _align_span(text, offsets, start, end, label)
+                    spans.append(Span(word_start, word_end, label, start, end))
+                spans.sort(key=lambda span: (span.start, span.end))
+                for before, after in zip(spans, spans[1:], strict=False):
+                    if after.start < before.end:
+                        raise ValueError(
+                            f"spans [{before.char_start}, {before.char_end}) {before.label!r} and "
+                            f"[{after.char_start}, {after.char_end}) {after.label!r} overlap; "
+                            "the model predicts flat, non-overlapping entities"
+                        )
+            except ValueError as error:
+                raise CorpusError(str(error), path, number) from None
+            doc_id, sent_id = record.get("doc_id"), record.get("id", record.get("sent_id"))
+            sentences.append(
+                Sentence(
+                    words,
+                    text,
+                    offsets,
+                    spans,
+                    None if doc_id is None else str(doc_id),
+                    None if sent_id is None else str(sent_id),
+                    number,
+                )
+            )
+    return sentences
+
+
+# --------------------------------------------------------------------------- public entry points
+
+
+def _relabel(sentences: list[Sentence], label_map: Mapping[str, str | None]) -> Iterator[Sentence]:
+    """Renames labels per ``label_map``; a None value drops that label's spans (the words become O)."""
+    for value in label_map.values():
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValueError(f"label_map values must be non-empty strings or None (to drop), got {value!r}")
+    for sentence in sentences:
+        spans = []
+        for span in sentence.spans:
+            label = label_map.get(span.label, span.label)
+            if label is not None:
+                spans.append(
+                    span
+                    if label == span.label
+                    else Span(span.start, span.end, label, span.char_start, span.char_end)
+                )
+        yield Sentence(
+            sentence.words,
+            sentence.text,
+            sentence.word_offsets,
+            spans,
+            sentence.doc_id,
+            sentence.sent_id,
+            sentence.line,
+        )
+
+
+def read_corpus(
+    path: str | Path,
+    format: str = "auto",
+    scheme: str = "auto",
+    label_map: Mapping[str, str | None] | None = None,
+) -> list[Sentence]:
+    """Reads a corpus file into sentences with word- and char-level gold spans.
+
+    Args:
+        path (str | Path): The file (UTF-8; a BOM, CRLF line ends, trailing whitespace and a missing
+            final blank line are all fine; an empty file gives no sentences).
+        format (str): ``"conll"``, ``"iob2"``, ``"jsonl"`` or ``"auto"`` (by extension:
+            ``.conllu``/``.conll``/``.txt`` conll, ``.iob2`` iob2, ``.jsonl``/``.json`` jsonl; else
+            by content). Defaults to ``"auto"``.
+        scheme (str): Tagging scheme of conll/iob2 files: ``"iob1"``, ``"iob2"``, ``"bioes"``,
+            ``"bilou"`` or ``"auto"`` (see :func:`detect_scheme`). Ignored for jsonl. Defaults to
+            ``"auto"``.
+        label_map (Mapping[str, str | None] | None): Renames labels, e.g. ``{"OTH": "MISC"}``;
+            mapping to None drops them, e.g. ``{"OTH": None}``. Unlisted labels are kept.
+            Defaults to None.
+
+    Returns:
+        list[Sentence]: The sentences, in file order.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        CorpusError: If the file is malformed; the message names ``path:line``.
+        ValueError: If ``format``, ``scheme`` or ``label_map`` is invalid.
+
+    Example:
+        >>> sentences = read_corpus("uner/hr_set-ud-dev.iob2", label_map={"OTH": "MISC"})  # doctest: +SKIP
+        >>> sentences[0].char_entities()  # doctest: +SKIP
+        [(24, 30, 'LOC')]
+    """
+    if format not in FORMATS:
+        raise ValueError(f"unknown format {format!r}; choose one of {FORMATS}")
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}; choose one of {SCHEMES}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"corpus file not found: {path}")
+    fmt = detect_format(path) if format == "auto" else format
+    sentences = _read_jsonl(path) if fmt == "jsonl" else _read_token_file(path, scheme)
+    if label_map:
+        sentences = list(_relabel(sentences, label_map))
+    return sentences
+
+
+def labels(sentences: Iterable[Sentence]) -> list[str]:
+    """Returns the sorted set of entity labels in the sentences, e.g. to configure a model."""
+    return sorted({span.label for sentence in sentences for span in sentence.spans})
