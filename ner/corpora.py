@@ -453,6 +453,10 @@ def _read_blocks(path: Path) -> tuple[list[_Block], list[int]]:
                     path,
                     number,
                 )
+            try:
+                parse_tag(fields[2])
+            except ValueError as error:
+                raise CorpusError(str(error), path, number) from None
             if not fields[1]:
                 dropped.append(number)
                 continue
