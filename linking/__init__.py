@@ -1,0 +1,1 @@
+"""spanlink linking package."""

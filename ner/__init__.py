@@ -1,0 +1,47 @@
+"""spanlink's NER engine: SpanMarker checkpoints, run exactly and fast, with span embeddings.
+
+>>> import ner
+>>> model = ner.load("path/to/span-marker-checkpoint")
+>>> model.extract("Angela Merkel visited Paris.", embeddings=True)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ner.errors import CheckpointError, InputError, NerError, PickleRefused
+from ner.model import Entity, SpanModel
+
+__all__ = ["CheckpointError", "Entity", "InputError", "NerError", "PickleRefused", "SpanModel", "load"]
+
+
+def load(
+    name_or_path: str | Path,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    allow_pickle: bool = False,
+    revision: str | None = None,
+) -> SpanModel:
+    """Load a SpanMarker checkpoint.
+
+    Args:
+        name_or_path (str | Path): a checkpoint folder (config.json with model_type "span-marker",
+            model.safetensors, tokenizer files), or a Hugging Face hub id where the network allows.
+        device (str | torch.device | None): "cpu", "cuda", ... Defaults to the CPU.
+        dtype (str | torch.dtype | None): "float32" (default, exact), "bfloat16", "float16" (GPU), or
+            "int8" (dynamic quantization of the linear layers, CPU). The last three change scores slightly.
+        allow_pickle (bool): accept a checkpoint that has only pickle weights. Defaults to False.
+        revision (str | None): hub revision. Defaults to the main branch.
+
+    Returns:
+        SpanModel: ready for `extract` and `embed_spans`.
+
+    Raises:
+        CheckpointError: missing, corrupt or mismatched files (PickleRefused for pickle-only weights).
+    """
+    return SpanModel.from_pretrained(
+        name_or_path, device=device, dtype=dtype, allow_pickle=allow_pickle, revision=revision
+    )

@@ -1,0 +1,483 @@
+"""`SpanModel`: SpanMarker checkpoints as a fast extraction engine with span embeddings.
+
+The output equals `span_marker`'s `predict` (same words, candidates, scores and greedy decoding),
+but the work is organised differently:
+
+* inputs are tokenized once, without padding to 512; long inputs are split into windows
+  (`ner.segmentation`) instead of truncated;
+* windows are sorted by cost and packed into batches up to a token budget;
+* each batch runs its text once and then all its marker pairs against the cached text keys and
+  values (`ner.encoder`), in chunks when there are many;
+* span embeddings are means of the text states of the same pass, so they cost nothing extra.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from ner.config import SpanConfig
+from ner.decoding import decode_spans
+from ner.encoder import Encoder
+from ner.errors import CheckpointError, InputError
+from ner.loading import read_weights, resolve_checkpoint
+from ner.segmentation import Window, text_windows, word_windows
+from ner.tokenization import Encoded, SpanTokenizer, candidate_spans, marker_positions
+
+DTYPES = ("float32", "bfloat16", "float16", "int8")
+
+
+@dataclass
+class Entity:
+    """One predicted mention.
+
+    Args:
+        start (int): character offset of the first character, in the input text.
+        end (int): character offset one past the last character.
+        text (str): `text[start:end]`.
+        label (str): the entity type.
+        score (float): the model's probability for that type.
+        embedding (np.ndarray | None): float32 vector of the encoder's hidden size (the mean of the
+            span's final subword states), when asked for.
+        word_start (int | None): for word-list inputs, the first word; else None.
+        word_end (int | None): for word-list inputs, one past the last word; else None.
+    """
+
+    start: int
+    end: int
+    text: str
+    label: str
+    score: float
+    embedding: np.ndarray | None = None
+    word_start: int | None = None
+    word_end: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "label": self.label,
+            "score": self.score,
+        }
+        if self.word_start is not None:
+            out["word_start"], out["word_end"] = self.word_start, self.word_end
+        if self.embedding is not None:
+            out["embedding"] = self.embedding.tolist()
+        return out
+
+
+@dataclass
+class _Segment:
+    item: int
+    base: int  # offset of the window in its input: characters for texts, words for word lists
+    window: Window
+    enc: Encoded
+    spans: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+
+    @property
+    def cost(self) -> int:
+        return self.enc.num_tokens + 2 * len(self.spans)
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None) -> str:
+    if dtype is None:
+        return "float32"
+    name = str(dtype).removeprefix("torch.")
+    if name not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not supported; expected one of {DTYPES}")
+    return name
+
+
+class SpanModel:
+    """A SpanMarker-architecture span classifier. Create it with `ner.load` / `from_pretrained`.
+
+    Example:
+        >>> model = ner.load("path/to/span-marker-checkpoint")
+        >>> model.extract("Angela Merkel visited Paris.")
+        [Entity(start=0, end=13, text='Angela Merkel', label='PER', ...), Entity(..., text='Paris', ...)]
+    """
+
+    def __init__(
+        self,
+        config: SpanConfig,
+        tokenizer: SpanTokenizer,
+        encoder: Encoder,
+        classifier: nn.Linear,
+        *,
+        name: str = "",
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+    ) -> None:
+        self.config = config
+        self.tokenizer = tokenizer
+        self.encoder = encoder.eval()
+        self.classifier = classifier.eval()
+        self.name = name
+        self.device = torch.device(device or "cpu")
+        self.dtype = _resolve_dtype(dtype)
+        if self.dtype == "int8":
+            if self.device.type != "cpu":
+                raise ValueError("dtype 'int8' (dynamic quantization) runs on the CPU only")
+            self.encoder = torch.ao.quantization.quantize_dynamic(self.encoder, {nn.Linear}, dtype=torch.qint8)
+        else:
+            torch_dtype = getattr(torch, self.dtype)
+            self.encoder.to(self.device, torch_dtype)
+            self.classifier.to(self.device, torch_dtype)
+        # Positions start at 2 (SpanMarker / PL-Marker), so the position table bounds the length too.
+        self.max_tokens = min(tokenizer.model_max_length, config.encoder.max_position_embeddings - 2)
+        self.token_budget = 8192
+        self.marker_budget = 8192
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        allow_pickle: bool = False,
+        revision: str | None = None,
+    ) -> SpanModel:
+        """Load a SpanMarker checkpoint folder or hub id; see `ner.load`."""
+        folder = resolve_checkpoint(name_or_path, revision)
+        config = SpanConfig.from_file(folder / "config.json")
+        tokenizer = SpanTokenizer.from_folder(folder, config.model_max_length, config.encoder.model_type)
+        state = read_weights(folder, allow_pickle=allow_pickle)
+        encoder = Encoder(config.encoder)
+        encoder.load_hf_state_dict(state)
+        if "classifier.weight" not in state:
+            raise CheckpointError(f"{folder}: the weights lack the span classifier ('classifier.weight')")
+        weight, bias = state["classifier.weight"], state.get("classifier.bias")
+        expected = (len(config.labels), 2 * config.encoder.hidden_size)
+        if tuple(weight.shape) != expected:
+            raise CheckpointError(
+                f"{folder}: classifier.weight has shape {tuple(weight.shape)} but the config's "
+                f"{len(config.labels)} labels {config.labels} and hidden size imply {expected}"
+            )
+        classifier = nn.Linear(expected[1], expected[0], bias=bias is not None)
+        with torch.no_grad():
+            classifier.weight.copy_(weight)
+            if bias is not None:
+                classifier.bias.copy_(bias)
+        if len(tokenizer) > config.encoder.vocab_size:
+            raise CheckpointError(
+                f"{folder}: the tokenizer has {len(tokenizer)} tokens but the embeddings only "
+                f"{config.encoder.vocab_size}; tokenizer and weights do not belong together"
+            )
+        return cls(config, tokenizer, encoder, classifier, name=str(name_or_path), device=device, dtype=dtype)
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write a SpanMarker checkpoint (config.json, model.safetensors, tokenizer) that both spanlink
+        and `span_marker` load."""
+        if self.dtype == "int8":
+            raise ValueError("a dynamically quantized model cannot be saved; save the float model instead")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.float().cpu() for k, v in self.encoder.hf_state_dict().items()}
+        state["classifier.weight"] = self.classifier.weight.detach().float().cpu().contiguous()
+        if self.classifier.bias is not None:
+            state["classifier.bias"] = self.classifier.bias.detach().float().cpu().contiguous()
+        save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        (folder / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2), encoding="utf-8")
+        self.tokenizer.save(folder)
+        return folder
+
+    @property
+    def labels(self) -> list[str]:
+        """Entity types the model predicts ("O" excluded)."""
+        return [label for label in self.config.labels if label != "O"]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.encoder.hidden_size
+
+    # -- planning -------------------------------------------------------------------------------
+
+    def _text_windows(self, text: str) -> list[Window]:
+        def word_token_ends(piece: str) -> tuple[list[tuple[int, int]], list[int]]:
+            enc = self.tokenizer.encode([piece])[0]
+            chars, ends, last = [], [], 0
+            for tokens, span in zip(enc.word_tokens, enc.word_chars):
+                if tokens is None or span is None:
+                    continue
+                chars.append(span)
+                last = tokens[1] - 1  # token 0 is the leading special token
+                ends.append(last)
+            return chars, ends
+
+        return text_windows(
+            text,
+            self.tokenizer.count_tokens,
+            word_token_ends,
+            self.max_tokens,
+            self.tokenizer.num_special,
+            self.config.entity_max_length,
+        )
+
+    def _plan(self, items: list[str | list[str]], entity_max_length: int) -> list[_Segment]:
+        texts: list[tuple[int, int, Window, str]] = []
+        word_lists: list[tuple[int, int, Window, list[str]]] = []
+        for i, item in enumerate(items):
+            if isinstance(item, str):
+                if item.strip():
+                    for w in self._text_windows(item):
+                        texts.append((i, w.start, w, item[w.start : w.end]))
+                continue
+            if not item:
+                continue
+            enc = self.tokenizer.encode_words([item])[0]
+            if enc.num_tokens <= self.max_tokens:
+                word_lists.append((i, 0, Window(0, len(item), 0, len(item)), item))
+                continue
+            ends = [(t[1] - 1) if t else 0 for t in enc.word_tokens]
+            ends = list(np.maximum.accumulate(ends))
+            budget = self.max_tokens - self.tokenizer.num_special
+            for w in word_windows(ends, budget, entity_max_length):
+                word_lists.append((i, w.start, w, item[w.start : w.end]))
+        encs = self.tokenizer.encode([t[3] for t in texts]) + self.tokenizer.encode_words([w[3] for w in word_lists])
+        segments: list[_Segment] = []
+        for (item, base, window, _), enc in zip(texts + word_lists, encs):
+            if enc.num_tokens > self.max_tokens:
+                raise InputError(f"input {item}: a window of {enc.num_tokens} tokens exceeds {self.max_tokens}")
+            spans = candidate_spans(enc.num_words, entity_max_length)
+            starts, ends = marker_positions(enc, spans)
+            segments.append(_Segment(item, base, window, enc, spans, starts, ends))
+        return segments
+
+    def _batches(self, segments: list[_Segment], batch_size: int) -> Iterator[list[_Segment]]:
+        order = sorted(segments, key=lambda s: s.cost)
+        batch: list[_Segment] = []
+        for seg in order:
+            width = max([s.enc.num_tokens for s in batch] + [seg.enc.num_tokens]) + 2 * max(
+                [len(s.spans) for s in batch] + [len(seg.spans)]
+            )
+            if batch and (len(batch) >= batch_size or width * (len(batch) + 1) > self.token_budget):
+                yield batch
+                batch = []
+            batch.append(seg)
+        if batch:
+            yield batch
+
+    # -- the forward pass -----------------------------------------------------------------------
+
+    def _encode_text(self, batch: list[_Segment]) -> tuple[torch.Tensor, list, torch.Tensor]:
+        t = max(s.enc.num_tokens for s in batch)
+        ids = torch.full((len(batch), t), self.tokenizer.pad_id, dtype=torch.long)
+        valid = torch.zeros((len(batch), t), dtype=torch.bool)
+        for b, seg in enumerate(batch):
+            ids[b, : seg.enc.num_tokens] = torch.tensor(seg.enc.ids)
+            valid[b, : seg.enc.num_tokens] = True
+        positions = (torch.arange(t) + 2).expand(len(batch), t)
+        ids, valid, positions = ids.to(self.device), valid.to(self.device), positions.to(self.device)
+        hidden, cache = self.encoder.forward_text(ids, positions, valid)
+        return hidden, cache, valid
+
+    def _classify(self, batch: list[_Segment], cache: list, valid: torch.Tensor) -> list[np.ndarray]:
+        """Label probabilities for every candidate span of every segment in the batch."""
+        p = max(len(s.spans) for s in batch)
+        start_pos = torch.full((len(batch), p), 2, dtype=torch.long)
+        end_pos = torch.full((len(batch), p), 2, dtype=torch.long)
+        for b, seg in enumerate(batch):
+            start_pos[b, : len(seg.spans)] = torch.from_numpy(seg.starts + 2)
+            end_pos[b, : len(seg.spans)] = torch.from_numpy(seg.ends + 2)
+        chunk = max(1, self.marker_budget // (2 * len(batch)))
+        probs = []
+        for c0 in range(0, p, chunk):
+            c1 = min(p, c0 + chunk)
+            n = c1 - c0
+            ids = torch.cat(
+                (torch.full((len(batch), n), self.tokenizer.start_id), torch.full((len(batch), n), self.tokenizer.end_id)),
+                dim=1,
+            )
+            pos = torch.cat((start_pos[:, c0:c1], end_pos[:, c0:c1]), dim=1)
+            states = self.encoder.forward_markers(ids.to(self.device), pos.to(self.device), cache, valid)
+            features = torch.cat((states[:, :n], states[:, n:]), dim=-1)
+            probs.append(torch.softmax(self.classifier(features).float(), dim=-1))
+        all_probs = torch.cat(probs, dim=1).cpu().numpy()
+        return [all_probs[b, : len(seg.spans)] for b, seg in enumerate(batch)]
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def extract(
+        self,
+        texts: str | Sequence[str] | Sequence[Sequence[str]],
+        *,
+        batch_size: int = 64,
+        embeddings: bool = False,
+        entity_max_length: int | None = None,
+        min_score: float = 0.0,
+        strip_spaces: bool = False,
+        show_progress_bar: bool = False,
+    ) -> list[Entity] | list[list[Entity]]:
+        """Find the entities in one or more texts.
+
+        Args:
+            texts: a string, a list of strings, or a list of pre-tokenized sentences (lists of words;
+                character offsets then refer to the words joined by single spaces).
+            batch_size (int): most windows per forward pass (a token budget also applies). Defaults to 64.
+            embeddings (bool): add each entity's span embedding. Defaults to False.
+            entity_max_length (int | None): longest candidate span in words. Defaults to the model's.
+            min_score (float): drop entities scoring below this. Defaults to 0.
+            strip_spaces (bool): trim whitespace that some tokenizers (XLM-R's Metaspace) include in a
+                word's offsets. Off by default, which reproduces `span_marker` exactly.
+            show_progress_bar (bool): a tqdm bar over batches. Defaults to False.
+
+        Returns:
+            For a string, its list of entities; for a list, one list per input, in order.
+
+        Raises:
+            InputError: `texts` is not one of the accepted shapes.
+        """
+        single = isinstance(texts, str)
+        items = _normalize_inputs(texts)
+        eml = entity_max_length or self.config.entity_max_length
+        if eml < 1:
+            raise InputError(f"entity_max_length must be at least 1, got {eml}")
+        segments = self._plan(items, eml)
+        found: list[list[tuple[Entity, _Segment]]] = [[] for _ in items]
+        batches = list(self._batches(segments, batch_size))
+        with torch.inference_mode():
+            for batch in tqdm(batches, desc="extract", unit="batch", disable=not show_progress_bar):
+                hidden, cache, valid = self._encode_text(batch)
+                for b, (seg, probs) in enumerate(zip(batch, self._classify(batch, cache, valid))):
+                    for start, end, label_id, score in decode_spans(seg.spans, probs, self.config.outside_id, min_score):
+                        entity = self._entity(items[seg.item], seg, start, end, label_id, score, strip_spaces)
+                        if entity is None:
+                            continue
+                        if embeddings:
+                            entity.embedding = self._mean_state(hidden[b], seg.enc, start, end)
+                        found[seg.item].append((entity, seg))
+        results = [_merge_windows(entities) for entities in found]
+        return results[0] if single else results
+
+    def embed_spans(self, text: str, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+        """Span embeddings for caller-given character spans, as `extract(..., embeddings=True)` computes them.
+
+        Args:
+            text (str): the text the spans point into.
+            spans (Sequence[tuple[int, int]]): (start, end) character offsets, end exclusive.
+
+        Returns:
+            np.ndarray: (len(spans), hidden_size) float32; a span covering no subword gets zeros.
+
+        Raises:
+            InputError: a span is out of range or empty.
+        """
+        if not isinstance(text, str):
+            raise InputError(f"text must be a string, got {type(text).__name__}")
+        out = np.zeros((len(spans), self.hidden_size), dtype=np.float32)
+        checked = []
+        for i, span in enumerate(spans):
+            try:
+                start, end = int(span[0]), int(span[1])
+            except (TypeError, ValueError, IndexError):
+                raise InputError(f"span {i} must be a (start, end) pair of integers, got {span!r}") from None
+            if not 0 <= start < end <= len(text):
+                raise InputError(f"span {i} ({start}, {end}) is outside the text of length {len(text)} or empty")
+            checked.append((start, end))
+        if not checked:
+            return out
+        windows = self._text_windows(text) if text.strip() else []
+        jobs: list[tuple[int, str, list[tuple[int, int, int]]]] = []  # (base, piece, [(span index, s, e)])
+        per_window: dict[int, list[tuple[int, int, int]]] = {}
+        for i, (start, end) in enumerate(checked):
+            home = next(
+                (k for k, w in enumerate(windows) if w.own_start <= start < w.own_end and w.start <= start and end <= w.end),
+                None,
+            )
+            if home is None:  # the span crosses a window border: embed it in a window of its own
+                jobs.append((start, text[start:end], [(i, 0, end - start)]))
+            else:
+                per_window.setdefault(home, []).append((i, start - windows[home].start, end - windows[home].start))
+        for k, members in per_window.items():
+            jobs.append((windows[k].start, text[windows[k].start : windows[k].end], members))
+        encs = self.tokenizer.encode([piece for _, piece, _ in jobs])
+        segments = [
+            _Segment(j, base, Window(0, 0, 0, 0), enc, np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0))
+            for j, ((base, _, _), enc) in enumerate(zip(jobs, encs))
+        ]
+        with torch.inference_mode():
+            for batch in self._batches(segments, 64):
+                hidden, _, _ = self._encode_text(batch)
+                for b, seg in enumerate(batch):
+                    for i, s, e in jobs[seg.item][2]:
+                        tokens = [
+                            t for t, (a, z) in enumerate(seg.enc.offsets)
+                            if 0 < t < seg.enc.num_tokens - 1 and ((a < e and z > s) or (a == z and s <= a < e))
+                        ]
+                        if tokens:
+                            out[i] = hidden[b, tokens].float().mean(0).cpu().numpy()
+        return out
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _entity(
+        self, item: str | list[str], seg: _Segment, start: int, end: int, label_id: int, score: float, strip: bool
+    ) -> Entity | None:
+        chars = [c for c in seg.enc.word_chars[start:end] if c is not None]
+        if not chars:
+            return None  # every word of the span vanished in normalization: nothing to point at
+        label = self.config.labels[label_id]
+        if isinstance(item, str):
+            s, e = seg.base + chars[0][0], seg.base + chars[-1][1]
+            if not seg.window.own_start <= s < seg.window.own_end:
+                return None
+            if strip:
+                while s < e and item[s].isspace():
+                    s += 1
+                while e > s and item[e - 1].isspace():
+                    e -= 1
+            return Entity(s, e, item[s:e], label, score)
+        ws, we = seg.base + start, seg.base + end
+        if not seg.window.own_start <= ws < seg.window.own_end:
+            return None
+        s = sum(len(w) + 1 for w in item[:ws])
+        text = " ".join(item[ws:we])
+        return Entity(s, s + len(text), text, label, score, word_start=ws, word_end=we)
+
+    def _mean_state(self, hidden: torch.Tensor, enc: Encoded, start: int, end: int) -> np.ndarray:
+        ranges = [r for r in enc.word_tokens[start:end] if r is not None]
+        return hidden[ranges[0][0] : ranges[-1][1]].float().mean(0).cpu().numpy()
+
+
+def _normalize_inputs(texts: Any) -> list[str | list[str]]:
+    if isinstance(texts, str):
+        return [texts]
+    if not isinstance(texts, (list, tuple)):
+        raise InputError(
+            f"texts must be a string, a list of strings or a list of word lists, got {type(texts).__name__}"
+        )
+    items: list[str | list[str]] = []
+    for i, item in enumerate(texts):
+        if isinstance(item, str):
+            items.append(item)
+        elif isinstance(item, (list, tuple)) and all(isinstance(w, str) for w in item):
+            items.append(list(item))
+        else:
+            raise InputError(f"texts[{i}] must be a string or a list of strings, got {type(item).__name__}")
+    return items
+
+
+def _merge_windows(found: list[tuple[Entity, _Segment]]) -> list[Entity]:
+    """Entities of one input in order; where overlapping windows met, the higher score wins."""
+    if any(seg.window.overlapping for _, seg in found):
+        chosen: list[Entity] = []
+        for entity, _ in sorted(found, key=lambda pair: -pair[0].score):
+            if all(entity.end <= c.start or entity.start >= c.end for c in chosen):
+                chosen.append(entity)
+        return sorted(chosen, key=lambda e: e.start)
+    return sorted((entity for entity, _ in found), key=lambda e: e.start)
