@@ -1,0 +1,59 @@
+"""Where database connections come from: the one engine factory of the store.
+
+Only ``index/`` talks to SQLite directly. SQLite files get WAL journaling (readers never block
+the writer and a killed process leaves a consistent database), foreign keys on, the configured
+``synchronous`` level and a busy timeout, on every new connection of the pool.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+
+from index.settings import StoreSettings
+
+
+def create_store_engine(
+    target: str | os.PathLike[str], settings: StoreSettings
+) -> tuple[Engine, Path | None]:
+    """Create the engine for a path or SQLAlchemy URL.
+
+    Args:
+        target (str | PathLike): SQLite file path, or an SQLAlchemy URL (contains ``://``).
+        settings (StoreSettings): Supplies the SQLite pragmas.
+
+    Returns:
+        tuple[Engine, Path | None]: The engine and, for a SQLite file, its resolved path.
+    """
+    target_str = os.fspath(target)
+    if "://" in target_str:
+        engine = create_engine(target_str)
+        is_file = engine.url.get_backend_name() == "sqlite" and engine.url.database not in (
+            None,
+            "",
+            ":memory:",
+        )
+        db_path = Path(engine.url.database).resolve() if is_file else None  # type: ignore[arg-type]
+    else:
+        db_path = Path(target_str).resolve()
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(f"sqlite:///{db_path}")
+    if engine.url.get_backend_name() == "sqlite":
+        pragmas = (
+            "PRAGMA journal_mode=WAL",
+            f"PRAGMA synchronous={settings.sqlite_synchronous.upper()}",
+            "PRAGMA foreign_keys=ON",
+            f"PRAGMA busy_timeout={int(settings.busy_timeout_ms)}",
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            for pragma in pragmas:
+                cursor.execute(pragma)
+            cursor.close()
+
+    return engine, db_path

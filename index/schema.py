@@ -1,0 +1,196 @@
+"""SQLAlchemy 2.x models: documents, mentions, entities, aliases, and the store's metadata.
+
+The models are portable across SQLAlchemy backends (SQLite by default, PostgreSQL for scale):
+vectors are ``LargeBinary`` columns holding little-endian float32 bytes, user metadata is the
+generic ``JSON`` type, and no column relies on a backend-specific type.
+
+The schema version is recorded in ``spanlink_meta`` and checked on open
+(:func:`check_or_init_meta`); bump :data:`SCHEMA_VERSION` with every incompatible change.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from index.errors import SchemaMismatch
+
+SCHEMA_VERSION = 1
+"""Version of the table layout below; stored in ``spanlink_meta`` under ``schema_version``."""
+
+
+def utcnow() -> datetime:
+    """Timezone-aware current time in UTC (the default of every timestamp column)."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every spanlink table."""
+
+
+class Meta(Base):
+    """Key/value facts about the store itself: schema version, vector size, vector generation."""
+
+    __tablename__ = "spanlink_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Document(Base):
+    """One ingested text. ``external_id`` is the caller's key; re-adding it replaces the row."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(512), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(32), default=None)
+    # "metadata" is reserved on declarative classes, hence the attribute name ``meta``.
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    mentions: Mapped[list[Mention]] = relationship(
+        back_populates="document",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Mention.start",
+    )
+
+
+class Entity(Base):
+    """A real-world entity that mentions link to.
+
+    ``centroid`` is the (unnormalized) mean of the L2-normalized vectors of its mentions, kept
+    unnormalized so that adding mentions and merging entities are exact weighted means; FAISS
+    receives the normalized centroid. An entity created without mentions may carry a vector
+    given by the caller (e.g. from a knowledge base) with ``mention_count == 0``.
+    """
+
+    __tablename__ = "entities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(1024))
+    name_norm: Mapped[str] = mapped_column(String(1024), index=True)
+    label: Mapped[str] = mapped_column(String(64), index=True)
+    mention_count: Mapped[int] = mapped_column(Integer, default=0)
+    centroid: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    aliases: Mapped[list[Alias]] = relationship(
+        back_populates="entity",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Alias.count.desc()",
+    )
+
+
+class Mention(Base):
+    """One entity mention: character span in its document, label, score, entity, vector."""
+
+    __tablename__ = "mentions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    # start/end are SQL keywords on some backends; the column names avoid quoting surprises.
+    start: Mapped[int] = mapped_column("start_char", Integer)
+    end: Mapped[int] = mapped_column("end_char", Integer)
+    text: Mapped[str] = mapped_column(String(1024))
+    label: Mapped[str] = mapped_column(String(64), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    entity_id: Mapped[int | None] = mapped_column(
+        ForeignKey("entities.id", ondelete="SET NULL"), index=True, default=None
+    )
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+    document: Mapped[Document] = relationship(back_populates="mentions")
+
+
+class Alias(Base):
+    """A normalized surface form of an entity and how many mentions used it."""
+
+    __tablename__ = "aliases"
+    __table_args__ = (UniqueConstraint("entity_id", "norm", name="uq_alias_entity_norm"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"), index=True)
+    norm: Mapped[str] = mapped_column(String(1024))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+    entity: Mapped[Entity] = relationship(back_populates="aliases")
+
+
+Index("ix_aliases_norm", Alias.norm)
+
+META_SCHEMA_VERSION = "schema_version"
+META_DIM = "dim"
+META_GENERATION = "vector_generation"
+"""Bumped in every transaction that changes vectors; the FAISS sidecar records the value it saw."""
+
+
+def read_meta(session: Session) -> dict[str, str]:
+    """Return every ``spanlink_meta`` row as a dict."""
+    return {row.key: row.value for row in session.scalars(select(Meta))}
+
+
+def check_or_init_meta(session: Session, *, dim: int | None, url: str) -> int:
+    """Record the schema version and vector size of a new store, or check them on an old one.
+
+    Args:
+        session (Session): Open session inside a transaction.
+        dim (int | None): Requested vector size; ``None`` accepts the stored one.
+        url (str): Database URL, for error messages.
+
+    Returns:
+        int: The vector size of the store.
+
+    Raises:
+        SchemaMismatch: The stored schema version or vector size differs from the requested one,
+            or a new store is opened without ``dim``.
+    """
+    meta = read_meta(session)
+    if not meta:
+        if dim is None:
+            raise SchemaMismatch("a new store needs the vector size: Store.open(path, dim=384)", url=url)
+        session.add_all(
+            [
+                Meta(key=META_SCHEMA_VERSION, value=str(SCHEMA_VERSION)),
+                Meta(key=META_DIM, value=str(dim)),
+                Meta(key=META_GENERATION, value="0"),
+            ]
+        )
+        return dim
+    found = meta.get(META_SCHEMA_VERSION)
+    if found != str(SCHEMA_VERSION):
+        raise SchemaMismatch(
+            "the database was written by another spanlink schema version; migrate it or open a new file",
+            found=found,
+            expected=SCHEMA_VERSION,
+            url=url,
+        )
+    stored_dim = int(meta[META_DIM])
+    if dim is not None and dim != stored_dim:
+        raise SchemaMismatch(
+            f"the store holds {stored_dim}-d vectors; open it with dim={stored_dim} or use a new file",
+            found=stored_dim,
+            expected=dim,
+            url=url,
+        )
+    return stored_dim

@@ -1,0 +1,499 @@
+"""The store: one object that owns the database engine and both FAISS indexes.
+
+All writes go through :class:`Store` methods that hold one write lock across the database
+transaction *and* the FAISS update that follows its commit, so FAISS always reflects the
+committed transactions in commit order, and concurrent writer threads cannot interleave.
+Reads use their own short sessions (SQLite WAL lets them run beside the writer) and a shared
+lock on FAISS. If the process dies between a commit and the next FAISS save, the open-time
+check (:mod:`index.sync`) finds the FAISS file stale and rebuilds it from the database.
+
+>>> import numpy as np, tempfile, os
+>>> from index import DocumentCreate, MentionCreate, NewEntity, Store
+>>> path = os.path.join(tempfile.mkdtemp(), "store.db")
+>>> with Store.open(path, dim=4) as store:
+...     mention = MentionCreate(0, 5, "PER", np.ones(4), new_entity=NewEntity("Alice", "PER"))
+...     result = store.add_document(DocumentCreate("doc-1", "Alice smiled.", [mention]))
+...     [hit.entity.name for hit in store.similar_entities(np.ones(4), k=1)]
+['Alice']
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from index import reads, writes
+from index.engine import create_store_engine
+from index.errors import InvalidInput, NotFound, StoreClosed, StoreError
+from index.records import (
+    AddResult,
+    DocumentCreate,
+    DocumentPublic,
+    EntityCreate,
+    EntityHit,
+    EntityPublic,
+    MentionHit,
+    NewEntity,
+)
+from index.schema import Base, Document, Entity, Mention, check_or_init_meta
+from index.settings import StoreSettings
+from index.sync import (
+    KINDS,
+    ConsistencyReport,
+    VectorCheck,
+    bump_generation,
+    check_consistency,
+    database_generation,
+    load_checked,
+    rebuild,
+)
+from index.vectors import VectorIndex, from_blob, normalize_rows
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """Row and vector counts, and the FAISS configuration (for health and ``/-/versions``)."""
+
+    documents: int
+    mentions: int
+    entities: int
+    entity_vectors: int
+    mention_vectors: int
+    factory: str
+    effective_factories: dict[str, str]
+    dim: int
+
+
+class Store:
+    """Documents, mentions, entities and aliases in SQL, with FAISS indexes of their vectors.
+
+    Create it with :meth:`open`. Thread-safe: writes are serialized by one lock, reads run
+    concurrently. One process should own a store at a time (the FAISS indexes live in its
+    memory); other processes may read the database.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        dim: int,
+        vector_paths: dict[str, Path],
+        settings: StoreSettings,
+        vectors: dict[str, VectorIndex],
+        checks: list[VectorCheck],
+    ) -> None:
+        self._engine: Engine | None = engine
+        self.dim = dim
+        self.settings = settings
+        self.vector_paths = vector_paths
+        self._vectors = vectors
+        self.open_checks = checks
+        self._write_lock = threading.RLock()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        target: str | os.PathLike[str],
+        *,
+        dim: int | None = None,
+        factory: str | None = None,
+        vector_dir: str | os.PathLike[str] | None = None,
+        settings: StoreSettings | None = None,
+    ) -> Store:
+        """Open (or create) a store and bring its FAISS indexes in line with the database.
+
+        Args:
+            target (str | PathLike): SQLite file path, or any SQLAlchemy URL
+                (``postgresql+psycopg://...``).
+            dim (int | None): Vector size. Required for a new store; checked on an old one.
+            factory (str | None): FAISS factory string; overrides ``settings.factory``. Changing
+                it on an existing store rebuilds the indexes.
+            vector_dir (str | PathLike | None): Where FAISS files live. Defaults to the SQLite
+                file's folder; required for non-file URLs.
+            settings (StoreSettings | None): Tunables. Defaults to ``StoreSettings()``.
+
+        Returns:
+            Store: The open store; use it as a context manager or call :meth:`close`.
+
+        Raises:
+            SchemaMismatch: Another schema version or vector size, or ``dim`` missing for a new store.
+            InvalidInput: Bad settings or factory string, or no ``vector_dir`` for a server URL.
+            StoreError: The database cannot be opened.
+
+        >>> Store.open("/tmp/spanlink-example.db", dim=384, factory="HNSW32")  # doctest: +SKIP
+        """
+        settings = settings or StoreSettings()
+        if factory is not None:
+            settings = replace(settings, factory=factory)
+        engine, db_path = create_store_engine(target, settings)
+        try:
+            if vector_dir is None and db_path is None:
+                raise InvalidInput(
+                    "FAISS files need a folder for this database URL: "
+                    "Store.open(url, vector_dir='/var/lib/spanlink')",
+                    url=engine.url.render_as_string(hide_password=True),
+                )
+            folder = Path(vector_dir) if vector_dir is not None else db_path.parent  # type: ignore[union-attr]
+            stem = db_path.name if db_path is not None and vector_dir is None else "spanlink"
+            folder.mkdir(parents=True, exist_ok=True)
+            url = engine.url.render_as_string(hide_password=True)
+            try:
+                Base.metadata.create_all(engine)
+                with Session(engine) as session, session.begin():
+                    dim = check_or_init_meta(session, dim=dim, url=url)
+            except SQLAlchemyError as exc:
+                raise StoreError("cannot open the database", url=url, error=str(exc)) from exc
+            paths = {kind: folder / f"{stem}.{kind}.faiss" for kind in KINDS}
+            vectors: dict[str, VectorIndex] = {}
+            checks: list[VectorCheck] = []
+            for kind in KINDS:
+                index, check = load_checked(
+                    engine, paths[kind], kind, dim, settings.factory, **settings.vector_params()
+                )
+                vectors[kind] = index
+                checks.append(check)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, dim=dim, vector_paths=paths, settings=settings, vectors=vectors, checks=checks)
+
+    def close(self, *, save: bool = True) -> None:
+        """Save the FAISS indexes (unless ``save`` is false) and release the database connections."""
+        with self._write_lock:
+            if self._engine is None:
+                return
+            try:
+                if save:
+                    self.save_vectors()
+            finally:
+                self._engine.dispose()
+                self._engine = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine. Raises :class:`StoreClosed` after :meth:`close`."""
+        if self._engine is None:
+            raise StoreClosed()
+        return self._engine
+
+    def save_vectors(self) -> None:
+        """Write both FAISS indexes to disk atomically (also done by :meth:`close`)."""
+        with self._write_lock:
+            for kind, index in self._vectors.items():
+                index.save(self.vector_paths[kind])
+
+    def rebuild_vectors(self, kinds: Sequence[str] = KINDS) -> None:
+        """Rebuild FAISS indexes from the database in bulk and save them (e.g. after tuning)."""
+        with self._write_lock:
+            with Session(self.engine) as session:
+                generation = database_generation(session)
+            for kind in kinds:
+                index = rebuild(
+                    self.engine,
+                    kind,
+                    self.dim,
+                    self.settings.factory,
+                    generation,
+                    **self.settings.vector_params(),
+                )
+                self._vectors[kind] = index
+                index.save(self.vector_paths[kind])
+
+    # -- transactions --------------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            try:
+                yield session
+            except SQLAlchemyError as exc:
+                raise StoreError("database read failed", error=str(exc)) from exc
+
+    def _write(self, work: Callable[[Session, writes.VectorDelta], T]) -> T:
+        """Run ``work`` in one transaction, commit, then apply its FAISS delta, under the write lock."""
+        with self._write_lock:
+            delta = writes.VectorDelta()
+            try:
+                with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                    result = work(session, delta)
+                    if delta:
+                        generation = bump_generation(session)
+            except SQLAlchemyError as exc:
+                raise StoreError("database write failed; nothing was written", error=str(exc)) from exc
+            if delta:
+                self._apply(delta, generation)
+            return result
+
+    def _apply(self, delta: writes.VectorDelta, generation: int) -> None:
+        mentions = self._vectors["mentions"]
+        vectors = np.concatenate(delta.mention_vectors) if delta.mention_vectors else None
+        mentions.apply(
+            remove=np.asarray(delta.mention_remove, np.int64),
+            ids=np.asarray(delta.mention_ids, np.int64),
+            vectors=vectors,
+        )
+        entities = self._vectors["entities"]
+        upsert_ids = sorted(set(delta.entity_upsert) - delta.entity_remove)
+        entities.apply(
+            remove=np.asarray(sorted(delta.entity_remove), np.int64),
+            ids=np.asarray(upsert_ids, np.int64),
+            vectors=np.stack([delta.entity_upsert[i] for i in upsert_ids]) if upsert_ids else None,
+        )
+        for kind, index in self._vectors.items():
+            index.generation = generation
+            if index.needs_compaction:
+                self.rebuild_vectors([kind])
+
+    # -- documents -----------------------------------------------------------------------------
+
+    def add_document(self, doc: DocumentCreate) -> AddResult:
+        """Store a document with its mentions and entity links in one transaction.
+
+        Adding an external id again replaces the earlier version (its mentions, their
+        vectors, and the counts, centroids and aliases they contributed) in the same
+        transaction. Entities named by ``entity_id`` must exist; ``NewEntity`` assignments
+        create entities.
+
+        Args:
+            doc (DocumentCreate): The document.
+
+        Returns:
+            AddResult: The stored document and what changed.
+
+        Raises:
+            InvalidInput: Bad offsets, vectors or assignments; nothing is written.
+            NotFound: An ``entity_id`` does not exist; nothing is written.
+        """
+
+        def work(session: Session, delta: writes.VectorDelta) -> tuple[int, bool, list[int], list[int]]:
+            return writes.add_document(session, doc, self.dim, delta)
+
+        document_id, replaced, created, removed = self._write(work)
+        return AddResult(self.get_document(document_id), replaced, created, removed)
+
+    def add_documents(self, docs: Sequence[DocumentCreate]) -> list[AddResult]:
+        """Add several documents, one transaction each (a failure keeps the earlier ones)."""
+        return [self.add_document(doc) for doc in docs]
+
+    def get_document(
+        self, document_id: int | None = None, *, external_id: str | None = None
+    ) -> DocumentPublic:
+        """Fetch a document with its mentions by id or external id. Raises :class:`NotFound`."""
+        with self._read() as session:
+            return reads.document_public(
+                reads.get_document(session, document_id=document_id, external_id=external_id)
+            )
+
+    def delete_document(self, document_id: int | None = None, *, external_id: str | None = None) -> list[int]:
+        """Delete a document, its mentions and their vectors; update the entities they linked to.
+
+        Returns:
+            list[int]: Entities removed because they had no mentions left.
+
+        Raises:
+            NotFound: No such document.
+        """
+
+        def work(session: Session, delta: writes.VectorDelta) -> list[int]:
+            document = reads.get_document(session, document_id=document_id, external_id=external_id)
+            return writes.delete_document(session, document, self.dim, delta)
+
+        return self._write(work)
+
+    # -- entities ------------------------------------------------------------------------------
+
+    def upsert_entity(self, data: EntityCreate, *, entity_id: int | None = None) -> EntityPublic:
+        """Create or update an entity and register its aliases (see :func:`index.writes.upsert_entity`)."""
+
+        def work(session: Session, delta: writes.VectorDelta) -> int:
+            return writes.upsert_entity(session, data, entity_id, self.dim, delta)[0]
+
+        return self.get_entity(self._write(work))
+
+    def add_alias(self, entity_id: int, surface: str, *, count: int = 1) -> EntityPublic:
+        """Count ``count`` more uses of ``surface`` for an entity (normalized; created if new)."""
+        self._write(lambda session, _delta: writes.add_alias(session, entity_id, surface, count))
+        return self.get_entity(entity_id)
+
+    def get_entity(self, entity_id: int) -> EntityPublic:
+        """Fetch an entity with its aliases. Raises :class:`NotFound`."""
+        with self._read() as session:
+            return reads.get_entity(session, entity_id)
+
+    def entity_vector(self, entity_id: int) -> np.ndarray | None:
+        """The entity's normalized centroid, or ``None`` when it has none."""
+        with self._read() as session:
+            blob = session.scalar(select(Entity.centroid).where(Entity.id == entity_id))
+            if blob is None and session.get(Entity, entity_id) is None:
+                raise NotFound("entity", entity_id)
+        return None if blob is None else normalize_rows(from_blob(blob, self.dim), self.dim)[0]
+
+    def search_entities(
+        self,
+        query: str,
+        *,
+        mode: str = "prefix",
+        labels: Sequence[str] | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> list[EntityPublic]:
+        """Entities whose normalized name or alias matches ``query`` (``prefix``/``substring``/``exact``)."""
+        with self._read() as session:
+            return reads.search_entities(session, query, mode=mode, labels=labels, limit=limit, offset=offset)
+
+    def merge_entities(self, target_id: int, source_id: int) -> EntityPublic:
+        """Merge ``source_id`` into ``target_id``; mentions, aliases and vectors follow, the source goes."""
+        self._write(
+            lambda session, delta: writes.merge_entities(session, target_id, source_id, self.dim, delta)
+        )
+        return self.get_entity(target_id)
+
+    def split_entity(
+        self, entity_id: int, mention_ids: Sequence[int], *, name: str, label: str
+    ) -> EntityPublic:
+        """Move ``mention_ids`` of ``entity_id`` to a new entity called ``name``; return the new entity.
+
+        Raises:
+            InvalidInput: A mention does not belong to ``entity_id``.
+            NotFound: The entity or a mention does not exist.
+        """
+
+        def work(session: Session, delta: writes.VectorDelta) -> int:
+            if session.get(Entity, entity_id) is None:
+                raise NotFound("entity", entity_id)
+            return writes.reassign_mentions(
+                session,
+                list(mention_ids),
+                self.dim,
+                delta,
+                new_entity=NewEntity(name, label),
+                from_entity=entity_id,
+            )[0]
+
+        return self.get_entity(self._write(work))
+
+    def link_mentions(self, mention_ids: Sequence[int], entity_id: int) -> EntityPublic:
+        """Link mentions (linked elsewhere or not at all) to an existing entity."""
+        self._write(
+            lambda session, delta: writes.reassign_mentions(
+                session, list(mention_ids), self.dim, delta, entity_id=entity_id
+            )
+        )
+        return self.get_entity(entity_id)
+
+    # -- similarity ----------------------------------------------------------------------------
+
+    def _query_vector(self, vector: Any, entity_id: int | None) -> np.ndarray:
+        if (vector is None) == (entity_id is None):
+            raise InvalidInput("give exactly one of vector or entity_id")
+        if vector is not None:
+            return normalize_rows(vector, self.dim, what="query vector")
+        found = self.entity_vector(int(entity_id))  # type: ignore[arg-type]
+        if found is None:
+            raise InvalidInput("the entity has no vector to search by", entity_id=entity_id)
+        return found[None, :]
+
+    def similar_entities(
+        self,
+        vector: Any = None,
+        *,
+        entity_id: int | None = None,
+        k: int = 10,
+        labels: Sequence[str] | None = None,
+    ) -> list[EntityHit]:
+        """Entities closest to ``vector``, or to the centroid of ``entity_id`` (itself excluded).
+
+        Args:
+            vector (array-like | None): Query embedding (normalized here).
+            entity_id (int | None): Use this entity's centroid as the query instead.
+            k (int): Number of hits. Defaults to 10.
+            labels (Sequence[str] | None): Keep only entities with these labels.
+
+        Returns:
+            list[EntityHit]: Best first; ``score`` is cosine similarity.
+        """
+        query = self._query_vector(vector, entity_id)
+        index = self._vectors["entities"]
+
+        def keep(ids: list[int]) -> dict[int, EntityPublic]:
+            with self._read() as session:
+                found = reads.get_entities(session, ids)
+            return {i: e for i, e in found.items() if not labels or e.label in labels}
+
+        return [
+            EntityHit(score, entity)
+            for score, entity in reads.search_filtered(index, query, k, keep, skip=entity_id)
+        ]
+
+    def similar_mentions(
+        self,
+        vector: Any = None,
+        *,
+        entity_id: int | None = None,
+        k: int = 10,
+        labels: Sequence[str] | None = None,
+    ) -> list[MentionHit]:
+        """Mentions closest to ``vector`` or to the centroid of ``entity_id``, with label filters."""
+        query = self._query_vector(vector, entity_id)
+        index = self._vectors["mentions"]
+
+        def keep(ids: list[int]) -> dict[int, Any]:
+            with self._read() as session:
+                return reads.mentions_with_documents(session, ids, labels)
+
+        return [
+            MentionHit(score, mention, external_id)
+            for score, (mention, external_id) in reads.search_filtered(index, query, k, keep)
+        ]
+
+    # -- introspection -------------------------------------------------------------------------
+
+    def stats(self) -> StoreStats:
+        """Counts and FAISS configuration."""
+        with self._read() as session:
+            count = lambda model: session.scalar(select(func.count()).select_from(model)) or 0  # noqa: E731
+            documents, mentions, entities = count(Document), count(Mention), count(Entity)
+        return StoreStats(
+            documents=documents,
+            mentions=mentions,
+            entities=entities,
+            entity_vectors=self._vectors["entities"].ntotal,
+            mention_vectors=self._vectors["mentions"].ntotal,
+            factory=self.settings.factory,
+            effective_factories={kind: index.effective_factory for kind, index in self._vectors.items()},
+            dim=self.dim,
+        )
+
+    def faiss_ids(self, kind: str) -> np.ndarray:
+        """Sorted ids held by the ``"entities"`` or ``"mentions"`` FAISS index."""
+        if kind not in KINDS:
+            raise InvalidInput(f"unknown vector kind {kind!r}; expected one of {KINDS}")
+        return self._vectors[kind].ids()
+
+    def check(self) -> ConsistencyReport:
+        """Check the database (``PRAGMA integrity_check`` on SQLite), counts, and FAISS against the DB."""
+        with self._write_lock:
+            return check_consistency(self.engine, self._vectors)

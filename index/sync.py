@@ -1,0 +1,203 @@
+"""Keep the FAISS indexes in step with the database, which is the source of truth.
+
+On open, each FAISS file is loaded and checked against the database: same factory string and
+vector size, same vector generation (a counter bumped in every transaction that changes
+vectors, so a centroid updated after the last save is caught), same count and same id set.
+Anything else means the file is stale (e.g. the process died between a commit and the next
+save) and the index is rebuilt from the vectors stored in the database.
+
+Vectors are read in big chunks and decoded with ``numpy.frombuffer`` into one preallocated
+array, so a rebuild of a million vectors spends its time in FAISS, not in Python.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session
+
+from index.schema import META_GENERATION, Document, Entity, Mention, Meta
+from index.vectors import VectorIndex
+
+logger = logging.getLogger(__name__)
+
+READ_CHUNK_ROWS = 65536
+"""Rows fetched per round trip while reading vectors for a rebuild."""
+
+KINDS = ("entities", "mentions")
+"""The two vector indexes of a store: entity centroids and mention vectors."""
+
+
+def _columns(kind: str) -> tuple[Any, Any]:
+    if kind == "entities":
+        return Entity.id, Entity.centroid
+    if kind == "mentions":
+        return Mention.id, Mention.vector
+    raise ValueError(f"unknown vector kind {kind!r}; expected one of {KINDS}")
+
+
+def database_generation(session: Session) -> int:
+    """The vector generation recorded in the database."""
+    return int(session.scalar(select(Meta.value).where(Meta.key == META_GENERATION)) or 0)
+
+
+def bump_generation(session: Session) -> int:
+    """Increment the vector generation inside the caller's transaction and return it."""
+    row = session.get(Meta, META_GENERATION)
+    assert row is not None, "spanlink_meta lacks the vector generation"
+    row.value = str(int(row.value) + 1)
+    return int(row.value)
+
+
+def database_ids(engine: Engine, kind: str) -> np.ndarray:
+    """Sorted ids of the rows of ``kind`` that carry a vector."""
+    id_col, vec_col = _columns(kind)
+    with engine.connect() as conn:
+        result = conn.execute(select(id_col).where(vec_col.is_not(None)).order_by(id_col))
+        return np.fromiter(result.scalars(), dtype=np.int64)
+
+
+def read_vectors(engine: Engine, kind: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read every stored vector of ``kind``.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: int64 ``ids`` and float32 ``(n, dim)`` unit ``vectors``.
+    """
+    id_col, vec_col = _columns(kind)
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).where(vec_col.is_not(None))).scalar_one()
+        ids = np.empty(total, dtype=np.int64)
+        vectors = np.empty((total, dim), dtype=np.float32)
+        stmt = select(id_col, vec_col).where(vec_col.is_not(None)).order_by(id_col)
+        result = conn.execution_options(stream_results=True, yield_per=READ_CHUNK_ROWS).execute(stmt)
+        filled = 0
+        for chunk in result.partitions(READ_CHUNK_ROWS):
+            n = len(chunk)
+            assert filled + n <= total, "rows were added while reading vectors"
+            ids[filled : filled + n] = [row[0] for row in chunk]
+            blob = b"".join(row[1] for row in chunk)
+            vectors[filled : filled + n] = np.frombuffer(blob, dtype="<f4").reshape(n, dim)
+            filled += n
+    return ids[:filled], vectors[:filled]
+
+
+def rebuild(engine: Engine, kind: str, dim: int, factory: str, generation: int, **params: int) -> VectorIndex:
+    """Build the ``kind`` index from the database in bulk."""
+    started = time.perf_counter()
+    ids, vectors = read_vectors(engine, kind, dim)
+    index = VectorIndex.build(dim, factory, ids, vectors, **params)
+    index.generation = generation
+    logger.info(
+        "rebuilt %s index (%s, %d vectors) in %.1fs", kind, factory, len(ids), time.perf_counter() - started
+    )
+    return index
+
+
+@dataclass(frozen=True)
+class VectorCheck:
+    """Why a FAISS file was (or was not) accepted on open."""
+
+    kind: str
+    loaded: bool
+    reason: str
+
+
+def load_checked(
+    engine: Engine, path: Path, kind: str, dim: int, factory: str, **params: int
+) -> tuple[VectorIndex, VectorCheck]:
+    """Load the ``kind`` index from ``path`` if it matches the database, else rebuild and save it.
+
+    Args:
+        engine (Engine): The store's engine.
+        path (Path): FAISS file of this index.
+        kind (str): ``"entities"`` or ``"mentions"``.
+        dim (int): Vector size.
+        factory (str): Requested FAISS factory string.
+        **params (int): Search/build parameters for :class:`VectorIndex`.
+
+    Returns:
+        tuple[VectorIndex, VectorCheck]: The index and why it was loaded or rebuilt.
+    """
+    with Session(engine) as session:
+        generation = database_generation(session)
+    index = VectorIndex.load(path, **params)
+    reason = ""
+    if index is None:
+        reason = "no readable FAISS file" if path.exists() else "no FAISS file yet"
+    elif index.factory != factory:
+        reason = f"factory changed from {index.factory!r} to {factory!r}"
+    elif index.dim != dim:
+        reason = f"vector size {index.dim} != {dim}"
+    elif index.generation != generation:
+        reason = f"FAISS generation {index.generation} != database generation {generation}"
+    elif index.effective_factory != factory and len(
+        database_ids(engine, kind)
+    ) >= VectorIndex.min_train_points(factory, dim):
+        reason = f"enough vectors now to train {factory!r}"
+    else:
+        faiss_ids = index.ids()
+        db_ids = database_ids(engine, kind)
+        if len(faiss_ids) != len(db_ids):
+            reason = f"FAISS holds {len(faiss_ids)} vectors, the database {len(db_ids)}"
+        elif not np.array_equal(faiss_ids, db_ids):
+            reason = "FAISS ids differ from database ids"
+    if not reason:
+        return index, VectorCheck(kind, loaded=True, reason="matches the database")
+    log = logger.info if reason == "no FAISS file yet" else logger.warning
+    log("rebuilding the %s FAISS index from the database: %s", kind, reason)
+    index = rebuild(engine, kind, dim, factory, generation, **params)
+    index.save(path)
+    return index, VectorCheck(kind, loaded=False, reason=reason)
+
+
+@dataclass(frozen=True)
+class ConsistencyReport:
+    """Result of :meth:`Store.check`; ``ok`` is true when every list is empty."""
+
+    integrity: list[str]
+    mentions_without_document: int
+    bad_mention_counts: list[int]
+    faiss_mismatch: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.integrity or self.mentions_without_document or self.bad_mention_counts or self.faiss_mismatch
+        )
+
+
+def check_consistency(engine: Engine, vectors: dict[str, VectorIndex]) -> ConsistencyReport:
+    """Check the database (``PRAGMA integrity_check`` on SQLite), entity counts, and FAISS ids.
+
+    Args:
+        engine (Engine): The store's engine.
+        vectors (dict[str, VectorIndex]): The store's indexes by kind.
+    """
+    with Session(engine) as session:
+        integrity: list[str] = []
+        if engine.url.get_backend_name() == "sqlite":
+            integrity = [r for (r,) in session.execute(text("PRAGMA integrity_check")) if r != "ok"]
+        orphans = session.scalar(
+            select(func.count()).select_from(Mention).where(~Mention.document_id.in_(select(Document.id)))
+        )
+        actual = (
+            select(Mention.entity_id, func.count().label("n"))
+            .where(Mention.entity_id.is_not(None))
+            .group_by(Mention.entity_id)
+            .subquery()
+        )
+        bad = list(
+            session.scalars(
+                select(Entity.id)
+                .outerjoin(actual, actual.c.entity_id == Entity.id)
+                .where(Entity.mention_count != func.coalesce(actual.c.n, 0))
+            )
+        )
+    mismatch = [kind for kind in KINDS if not np.array_equal(vectors[kind].ids(), database_ids(engine, kind))]
+    return ConsistencyReport(integrity, int(orphans or 0), bad, mismatch)
