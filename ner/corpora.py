@@ -434,7 +434,7 @@ def _read_blocks(path: Path) -> tuple[list[_Block], list[int]]:
                         meta[key] = value.strip() if key == "sent_id" else value.lstrip(" ").rstrip()
                 continue
             fields = [value.strip() for value in line.split("\t")]
-            if _DOCSTART in fields[:2]:
+            if fields[0].startswith(_DOCSTART) or fields[1:2] == [_DOCSTART]:  # classic or indexed
                 flush()
                 documents += 1
                 doc_id = f"doc-{documents}"
@@ -555,17 +555,23 @@ def _json_span(raw: object) -> tuple[int, int, str]:
 
 
 def _align_span(
-    text: str, offsets: list[tuple[int, int]], start: int, end: int, label: str
+    text: str,
+    offsets: list[tuple[int, int]],
+    starts: Mapping[int, int],
+    ends: Mapping[int, int],
+    span: tuple[int, int, str],
 ) -> tuple[int, int]:
     """Maps a char span onto word indices; it must start and end on word boundaries.
+
+    ``starts`` and ``ends`` map each word's first and past-the-end char offset to its index; they
+    are built once per record, so a record with many spans stays linear.
 
     Misaligned spans are errors rather than silently snapped: a span cutting a word usually means
     offsets counted in bytes or UTF-16 units, or off by one, and snapping would hide that.
     """
+    start, end, label = span
     if not 0 <= start < end <= len(text):
         raise ValueError(f"span [{start}, {end}) {label!r} is out of range for text of length {len(text)}")
-    starts = {s: index for index, (s, _) in enumerate(offsets)}
-    ends = {e: index for index, (_, e) in enumerate(offsets)}
     if start in starts and end in ends and starts[start] <= ends[end]:
         return starts[start], ends[end] + 1
     inside = [index for index, (s, e) in enumerate(offsets) if s < end and e > start]
@@ -604,11 +610,13 @@ def _read_jsonl(path: Path) -> list[Sentence]:
             text = record["text"]
             offsets = split_words(text)
             words = [text[s:e] for s, e in offsets]
+            starts = {s: index for index, (s, _) in enumerate(offsets)}
+            ends = {e: index for index, (_, e) in enumerate(offsets)}
             spans: list[Span] = []
             try:
                 for raw_span in raw_spans:
                     start, end, label = _json_span(raw_span)
-                    word_start, word_end = _align_span(text, offsets, start, end, label)
+                    word_start, word_end = _align_span(text, offsets, starts, ends, (start, end, label))
                     spans.append(Span(word_start, word_end, label, start, end))
                 spans.sort(key=lambda span: (span.start, span.end))
                 for before, after in zip(spans, spans[1:], strict=False):

@@ -387,3 +387,11 @@ def test_explicit_format_overrides_extension(tmp_path: Path) -> None:
     path.write_text('{"text": "Ich mag Bonn", "spans": [[8, 12, "LOC"]]}\n', encoding="utf-8")
     (sentence,) = read_corpus(path, format="jsonl")
     assert sentence.word_entities() == [(2, 3, "LOC")]
+
+
+def test_classic_docstart_line_without_index(tmp_path: Path) -> None:
+    # original CoNLL-2003 writes "-DOCSTART- -X- -X- O" with spaces; it still marks a document
+    path = tmp_path / "classic.conll"
+    path.write_text("-DOCSTART- -X- -X- O\n\n0\tBonn\tB-LOC\n\n-DOCSTART- -X- -X- O\n\n0\tRom\tB-LOC\n")
+    sentences = _read_quietly(path)
+    assert [(s.doc_id, s.words) for s in sentences] == [("doc-1", ["Bonn"]), ("doc-2", ["Rom"])]
