@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
-from ner.config import EncoderConfig
+from ner.config import EncoderConfig, labels_are_schemed, reduce_labels
 from ner.encoder import Encoder
 
 TOKENIZER_KINDS = ("wordpiece", "unigram")
@@ -50,7 +50,7 @@ def _train_tokenizer(kind: str, texts: list[str], vocab_size: int) -> tuple[Toke
         tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False, handle_chinese_chars=True)
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()
-        tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
+        tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False))
         cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]",
@@ -76,7 +76,9 @@ def _train_tokenizer(kind: str, texts: list[str], vocab_size: int) -> tuple[Toke
         tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
         tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
         tok.train_from_iterator(
-            texts, trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>")
+            texts, trainers.UnigramTrainer(
+                vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>", show_progress=False
+            )
         )
         bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
         tok.post_processor = processors.TemplateProcessing(
@@ -147,8 +149,8 @@ def build_checkpoint(folder: Path, texts: list[str], spec: CheckpointSpec = Chec
     tok.add_special_tokens(["<start>", "<end>"])
     _write_tokenizer(ckpt_dir, tok, tok_config, spec.model_max_length)
     vocab = ((base_vocab + 2 + 7) // 8) * 8  # span_marker resizes with pad_to_multiple_of=8
-    schemed = [label for label in spec.labels]
-    span_labels = ["O"] + sorted({label[2:] for label in schemed if label != "O"})
+    schemed = list(spec.labels)
+    span_labels = reduce_labels(schemed)
     encoder_cfg = EncoderConfig.from_dict({**encoder_raw, "vocab_size": vocab})
     encoder = Encoder(encoder_cfg)
     with torch.no_grad():
@@ -179,7 +181,6 @@ def build_checkpoint(folder: Path, texts: list[str], spec: CheckpointSpec = Chec
         "encoder": encoder_section,
         "id2label": dict(enumerate(span_labels)),
         "label2id": {label: i for i, label in enumerate(span_labels)},
-        "id2reduced_id": {i: span_labels.index(lab[2:] if lab != "O" else lab) for i, lab in enumerate(schemed)},
         "entity_max_length": spec.entity_max_length,
         "marker_max_length": spec.marker_max_length,
         "model_max_length": spec.model_max_length,
@@ -188,5 +189,9 @@ def build_checkpoint(folder: Path, texts: list[str], spec: CheckpointSpec = Chec
         "trained_with_document_context": False,
         "span_marker_version": "1.8.1",
     }
+    if labels_are_schemed(schemed):
+        span_config["id2reduced_id"] = {
+            i: span_labels.index(label[2:] if label != "O" else label) for i, label in enumerate(schemed)
+        }
     (ckpt_dir / "config.json").write_text(json.dumps(span_config, indent=2), encoding="utf-8")
     return ckpt_dir
