@@ -43,6 +43,11 @@ class Base(DeclarativeBase):
     """Declarative base of every spanlink table."""
 
 
+# Ids are never reused (SQLite AUTOINCREMENT; PostgreSQL sequences never reuse either): FAISS,
+# caches and callers hold ids, and a deleted entity's id must not come back as another entity.
+_NO_ID_REUSE = {"sqlite_autoincrement": True}
+
+
 class Meta(Base):
     """Key/value facts about the store itself: schema version, vector size, vector generation."""
 
@@ -56,6 +61,7 @@ class Document(Base):
     """One ingested text. ``external_id`` is the caller's key; re-adding it replaces the row."""
 
     __tablename__ = "documents"
+    __table_args__ = _NO_ID_REUSE
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_id: Mapped[str] = mapped_column(String(512), unique=True)
@@ -84,6 +90,7 @@ class Entity(Base):
     """
 
     __tablename__ = "entities"
+    __table_args__ = _NO_ID_REUSE
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(1024))
@@ -106,6 +113,7 @@ class Mention(Base):
     """One entity mention: character span in its document, label, score, entity, vector."""
 
     __tablename__ = "mentions"
+    __table_args__ = _NO_ID_REUSE
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
@@ -127,7 +135,7 @@ class Alias(Base):
     """A normalized surface form of an entity and how many mentions used it."""
 
     __tablename__ = "aliases"
-    __table_args__ = (UniqueConstraint("entity_id", "norm", name="uq_alias_entity_norm"),)
+    __table_args__ = (UniqueConstraint("entity_id", "norm", name="uq_alias_entity_norm"), _NO_ID_REUSE)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"), index=True)

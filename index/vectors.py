@@ -133,6 +133,16 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _inner_index(dim: int, factory: str) -> faiss.Index:
+    """Build the inner inner-product index, turning FAISS parse errors into :class:`InvalidInput`."""
+    try:
+        return faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise InvalidInput(
+            "FAISS cannot build this factory string; try 'Flat', 'HNSW32' or 'IVF1024,Flat'", factory=factory
+        ) from exc
+
+
 class VectorIndex:
     """A FAISS ``IndexIDMap2`` (inner product, normalized vectors) whose ids are database ids.
 
@@ -176,13 +186,7 @@ class VectorIndex:
     # -- construction --------------------------------------------------------------------------
 
     def _make(self, factory: str) -> faiss.IndexIDMap2:
-        try:
-            inner = faiss.index_factory(self.dim, factory, faiss.METRIC_INNER_PRODUCT)
-        except RuntimeError as exc:
-            raise InvalidInput(
-                "FAISS cannot build this factory string; try 'Flat', 'HNSW32' or 'IVF1024,Flat'",
-                factory=factory,
-            ) from exc
+        inner = _inner_index(self.dim, factory)
         self.effective_factory = factory
         self._configure(inner)
         return faiss.IndexIDMap2(inner)
@@ -199,7 +203,7 @@ class VectorIndex:
     @staticmethod
     def min_train_points(factory: str, dim: int) -> int:
         """How many vectors ``factory`` needs before it can be trained (0 when it needs none)."""
-        inner = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        inner = _inner_index(dim, factory)
         if inner.is_trained:
             return 0
         ivf = faiss.try_extract_index_ivf(inner)
@@ -399,6 +403,8 @@ class VectorIndex:
                 if file.read(len(FILE_MAGIC)) != FILE_MAGIC:
                     raise ValueError("bad magic")
                 (length,) = struct.unpack("<Q", file.read(8))
+                if length > path.stat().st_size:
+                    raise ValueError("truncated header")
                 header = json.loads(file.read(length))
                 index = faiss.read_index(faiss.PyCallbackIOReader(file.read))
         except (OSError, ValueError, RuntimeError, struct.error) as exc:

@@ -1,0 +1,90 @@
+"""Similarity search through the store against exact brute force, with label filters."""
+
+import numpy as np
+import pytest
+from conftest import DIM, assert_consistent, clustered
+
+from index import DocumentCreate, InvalidInput, MentionCreate, NewEntity
+
+
+def fill(store, rng, n_clusters=12, per_cluster=8):
+    """One document per cluster; its mentions found the cluster's entity. Labels alternate PER/LOC."""
+    _, vectors, clusters = clustered(rng, n_clusters, per_cluster)
+    for c in range(n_clusters):
+        label = "PER" if c % 2 == 0 else "LOC"
+        words = [f"w{c}x{i}" for i in range(per_cluster)]
+        text = " ".join(words)
+        mentions, start = [], 0
+        for word, vector in zip(words, vectors[clusters == c], strict=True):
+            mentions.append(
+                MentionCreate(start, start + len(word), label, vector, new_entity=NewEntity(f"E{c}", label))
+            )
+            start += len(word) + 1
+        store.add_document(DocumentCreate(f"doc{c}", text, mentions))
+    return vectors
+
+
+def brute_force(store, kind):
+    """All (id, unit vector, label) of ``kind`` read back through the public API."""
+    if kind == "entities":
+        ids = store.faiss_ids("entities")
+        return (
+            ids,
+            np.stack([store.entity_vector(int(i)) for i in ids]),
+            [store.get_entity(int(i)).label for i in ids],
+        )
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("factory", ["Flat", "HNSW16"])
+def test_similar_entities_match_exact_search(store_factory, rng, factory):
+    store = store_factory(factory=factory)
+    fill(store, rng)
+    ids, vectors, labels = brute_force(store, "entities")
+    queries = rng.standard_normal((10, DIM)).astype(np.float32)
+    for query in queries:
+        query = query / np.linalg.norm(query)
+        scores = vectors @ query
+        order = np.argsort(-scores)[:5]
+        hits = store.similar_entities(query, k=5)
+        assert [h.entity.id for h in hits] == ids[order].tolist()
+        np.testing.assert_allclose([h.score for h in hits], scores[order], atol=1e-5)
+        per = [i for i in np.argsort(-scores) if labels[i] == "PER"][:3]
+        hits = store.similar_entities(query, k=3, labels=["PER"])
+        assert [h.entity.id for h in hits] == ids[per].tolist()
+
+
+def test_similar_entities_by_entity_excludes_itself(store, rng):
+    fill(store, rng)
+    ids, vectors, _ = brute_force(store, "entities")
+    target = int(ids[0])
+    hits = store.similar_entities(entity_id=target, k=3)
+    assert target not in [h.entity.id for h in hits] and len(hits) == 3
+    expected = ids[1:][np.argsort(-(vectors[1:] @ vectors[0]))[:3]]
+    assert [h.entity.id for h in hits] == expected.tolist()
+    with pytest.raises(InvalidInput):
+        store.similar_entities(np.ones(DIM), entity_id=target)
+    with pytest.raises(InvalidInput):
+        store.similar_entities(np.ones(DIM), k=0)
+
+
+def test_similar_mentions_with_labels(store, rng):
+    vectors = fill(store, rng)
+    query = vectors[3] / np.linalg.norm(vectors[3])
+    hits = store.similar_mentions(query, k=4)
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5) and hits[0].document_external_id == "doc0"
+    assert [h.score for h in hits] == sorted([h.score for h in hits], reverse=True)
+    loc = store.similar_mentions(query, k=4, labels=["LOC"])
+    assert len(loc) == 4 and {h.mention.label for h in loc} == {"LOC"}
+    units = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    best_loc = max(float(units[i] @ query) for i in range(len(units)) if (i // 8) % 2 == 1)
+    assert loc[0].score == pytest.approx(best_loc, abs=1e-5)
+    by_entity = store.similar_mentions(entity_id=hits[0].mention.entity_id, k=8)
+    assert {h.mention.entity_id for h in by_entity} == {hits[0].mention.entity_id}  # tight clusters
+    assert store.similar_mentions(query, k=3, labels=["NOPE"]) == []
+    assert_consistent(store)
+
+
+def test_search_on_empty_store(store):
+    assert store.similar_entities(np.ones(DIM), k=5) == []
+    assert store.similar_mentions(np.ones(DIM), k=5) == []
