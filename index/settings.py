@@ -20,8 +20,10 @@ def _setting(default: object, help_text: str) -> object:
 class StoreSettings:
     """Configuration of :class:`index.store.Store`; constructor arguments are the config."""
 
-    factory: str = _setting(  # type: ignore[assignment]
-        "Flat", "FAISS index factory string for both vector indexes, e.g. Flat, HNSW32, IVF4096,Flat."
+    factory: str | None = _setting(  # type: ignore[assignment]
+        None,
+        "FAISS index factory string for both vector indexes, e.g. Flat, HNSW32, IVF4096,Flat. "
+        "None keeps the one saved with the existing indexes (Flat for a new store).",
     )
     ef_construction: int = _setting(80, "HNSW efConstruction: graph quality versus build time.")  # type: ignore[assignment]
     ef_search: int = _setting(96, "HNSW efSearch: recall versus query time (raised to k when smaller).")  # type: ignore[assignment]

@@ -124,7 +124,7 @@ class Store:
                 (``postgresql+psycopg://...``).
             dim (int | None): Vector size. Required for a new store; checked on an old one.
             factory (str | None): FAISS factory string; overrides ``settings.factory``. Changing
-                it on an existing store rebuilds the indexes.
+                it on an existing store rebuilds the indexes; ``None`` keeps the saved one.
             vector_dir (str | PathLike | None): Where FAISS files live. Defaults to the SQLite
                 file's folder; required for non-file URLs.
             settings (StoreSettings | None): Tunables. Defaults to ``StoreSettings()``.
@@ -161,6 +161,9 @@ class Store:
             except SQLAlchemyError as exc:
                 raise StoreError("cannot open the database", url=url, error=str(exc)) from exc
             paths = {kind: folder / f"{stem}.{kind}.faiss" for kind in KINDS}
+            if settings.factory is None:  # keep the factory saved with the index, Flat when new
+                header = VectorIndex.read_header(paths["entities"]) or {}
+                settings = replace(settings, factory=str(header.get("factory", "Flat")))
             vectors: dict[str, VectorIndex] = {}
             checks: list[VectorCheck] = []
             for kind in KINDS:

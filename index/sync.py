@@ -126,6 +126,8 @@ def load_checked(
     """
     with Session(engine) as session:
         generation = database_generation(session)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a save that was killed
+        stale.unlink(missing_ok=True)
     index = VectorIndex.load(path, **params)
     reason = ""
     if index is None:

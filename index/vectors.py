@@ -389,6 +389,20 @@ class VectorIndex:
                     tmp.unlink()
         _fsync_dir(path.parent)
 
+    @staticmethod
+    def read_header(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+        """The JSON header of a saved index (factory string, generation, ...), or ``None``."""
+        try:
+            with open(path, "rb") as file:
+                if file.read(len(FILE_MAGIC)) != FILE_MAGIC:
+                    return None
+                (length,) = struct.unpack("<Q", file.read(8))
+                if length > Path(path).stat().st_size:
+                    return None
+                return json.loads(file.read(length))
+        except (OSError, ValueError, struct.error):
+            return None
+
     @classmethod
     def load(cls, path: str | os.PathLike[str], **params: int) -> VectorIndex | None:
         """Read an index saved by :meth:`save`; ``None`` when the file is missing or unreadable.
