@@ -33,6 +33,8 @@ FILE_MAGIC = b"SPLKVEC1"
 FORMAT_VERSION = 1
 MAX_DEAD_FRACTION = 0.2
 """Share of tombstoned slots above which :attr:`VectorIndex.needs_compaction` turns true."""
+MIN_IN_PLACE_COSINE = 0.9
+"""An HNSW vector replaced by one at least this similar is overwritten in place (graph kept)."""
 MIN_TRAIN_POINTS_PER_LIST = 39
 """FAISS k-means warns below 39 training points per centroid; below that we fall back to Flat."""
 
@@ -180,6 +182,7 @@ class VectorIndex:
         self._dead: set[int] = set()
         self._dead_selector: Any = None
         self._id_map: np.ndarray | None = None
+        self._id_map_sorted = True
         self._lock = ReadWriteLock()
         self._owner: Any = None  # the owning SWIG wrapper of a loaded index (see load())
 
@@ -256,7 +259,7 @@ class VectorIndex:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if not len(ids):
             return
-        if hasattr(faiss.downcast_index(self._index.index), "hnsw"):
+        if self._is_hnsw():
             # HNSW graphs cannot drop nodes: tombstone their slots instead.
             id_map = self._ids_by_slot()
             slots = np.flatnonzero(np.isin(id_map, ids))
@@ -265,6 +268,35 @@ class VectorIndex:
         else:
             self._index.remove_ids(ids)
         self._id_map = None
+
+    def _is_hnsw(self) -> bool:
+        return hasattr(faiss.downcast_index(self._index.index), "hnsw")
+
+    def _flat_storage(self) -> np.ndarray | None:
+        """Writable ``(slots, dim)`` view of the raw vectors of Flat and HNSW-Flat indexes, else None."""
+        inner = faiss.downcast_index(self._index.index)
+        if hasattr(inner, "hnsw"):
+            inner = faiss.downcast_index(inner.storage)
+        if not isinstance(inner, faiss.IndexFlat) or inner.ntotal == 0:
+            return None
+        return faiss.rev_swig_ptr(inner.get_xb(), inner.ntotal * self.dim).reshape(inner.ntotal, self.dim)
+
+    def _live_slots(self, ids: np.ndarray) -> np.ndarray:
+        """Slot of each id (``-1`` when absent or tombstoned)."""
+        id_map = self._ids_by_slot()
+        if not len(id_map):
+            return np.full(len(ids), -1, np.int64)
+        if self._id_map_sorted:  # the usual case: ids only ever grow (no reuse), removals keep order
+            order = None
+            pos = np.minimum(np.searchsorted(id_map, ids), len(id_map) - 1)
+        else:  # an id re-added after a tombstone: its last slot is the live one
+            order = np.argsort(id_map, kind="stable")
+            pos = np.maximum(np.searchsorted(id_map[order], ids, side="right") - 1, 0)
+            pos = order[pos]
+        slots = np.where(id_map[pos] == ids, pos, -1)
+        if self._dead:
+            slots[np.isin(slots, np.fromiter(self._dead, np.int64))] = -1
+        return slots
 
     def apply(
         self,
@@ -275,6 +307,10 @@ class VectorIndex:
     ) -> None:
         """Remove ``remove`` ids, then add (or replace) ``ids`` with ``vectors``, atomically for searchers.
 
+        Replacing a vector of a Flat or HNSW-Flat index overwrites it in place: O(1) instead of
+        Flat's O(n) ``remove_ids``, and no tombstone in HNSW. The HNSW graph keeps the old
+        neighbours of that node; entity centroids move little, and a rebuild relinks them.
+
         Args:
             remove (np.ndarray | None): Ids to drop.
             ids (np.ndarray | None): Ids to add; any that are present already are replaced.
@@ -283,15 +319,31 @@ class VectorIndex:
         with self._lock.write():
             dropped = np.asarray(remove if remove is not None else [], dtype=np.int64)
             added = np.asarray(ids if ids is not None else [], dtype=np.int64)
-            self._remove(np.union1d(dropped, added))
+            rows = np.asarray(vectors if vectors is not None else np.empty((0, self.dim)), dtype=np.float32)
             if len(added):
-                self._add(added, vectors)
+                storage = self._flat_storage()
+                if storage is not None:
+                    slots = self._live_slots(added)
+                    present = slots >= 0
+                    if self._is_hnsw():  # far moves would strand the node among its old neighbours
+                        moved = np.einsum("ij,ij->i", storage[np.maximum(slots, 0)], rows)
+                        far = present & (moved < MIN_IN_PLACE_COSINE)
+                        dropped = np.union1d(dropped, added[far])
+                        present &= ~far
+                    storage[slots[present]] = rows[present]
+                    added, rows = added[~present], rows[~present]
+                else:
+                    dropped = np.union1d(dropped, added)
+            self._remove(dropped)
+            self._add(added, rows)
 
     # -- queries -------------------------------------------------------------------------------
 
     def _ids_by_slot(self) -> np.ndarray:
+        # Copied lazily: adds only invalidate it, so ingesting never pays an O(n) copy per document.
         if self._id_map is None:
             self._id_map = faiss.vector_to_array(self._index.id_map).astype(np.int64, copy=False)
+            self._id_map_sorted = bool(np.all(self._id_map[1:] > self._id_map[:-1]))
         return self._id_map
 
     @property

@@ -79,6 +79,14 @@ def test_remove_and_replace(data, factory):
     assert found[0, 0] == ids[60] and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
     _, found = index.search(vectors[60:61], 20)
     assert ids[60] not in found[0][:1]
+    # A small move is written in place (no tombstone) and found with its new score.
+    dead_before = index._index.ntotal - index.ntotal
+    nudged = normalize_rows(vectors[70] + 0.05 * normalize_rows(vectors[71], DIM)[0], DIM)
+    index.apply(ids=ids[70:71], vectors=nudged)
+    assert index._index.ntotal - index.ntotal == dead_before and index.ntotal == len(ids) - 50
+    scores, found = index.search(nudged, 1)
+    assert found[0, 0] == ids[70] and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_array_equal(index.ids(), np.sort(ids[50:]))
 
 
 @pytest.mark.parametrize("factory", ["Flat", "HNSW16"])
