@@ -64,72 +64,91 @@ class EntityChanges:
     def settle(self, session: Session, delta: VectorDelta) -> list[int]:
         """Write counts and centroids, delete emptied entities; fill ``delta``.
 
+        Set-based: one read per group of entities and one executemany UPDATE, whatever the
+        number of entities a document touches.
+
         Returns:
             list[int]: Ids of the entities removed because they have no mentions left.
         """
         session.flush()
-        removed: list[int] = []
         now = utcnow()
-        for entity_id in sorted(self.lost - self.dropped):
-            blobs = session.scalars(select(Mention.vector).where(Mention.entity_id == entity_id)).all()
-            if not blobs:
-                session.execute(delete(Alias).where(Alias.entity_id == entity_id))
-                session.execute(delete(Entity).where(Entity.id == entity_id))
-                delta.entity_remove.add(entity_id)
-                removed.append(entity_id)
-                continue
-            vectors = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), self.dim)
-            centroid = vectors.astype(np.float64).mean(axis=0)
-            self._store(session, entity_id, centroid, len(blobs), now, delta)
-        for entity_id, (vector_sum, n) in sorted(self.gained.items()):
-            if entity_id in self.lost or entity_id in self.dropped:
-                continue
-            entity = session.get(Entity, entity_id)
-            assert entity is not None, f"entity {entity_id} vanished inside its transaction"
-            old = entity.mention_count
-            if old and entity.centroid is not None:
-                base = from_blob(entity.centroid, self.dim).astype(np.float64) * old
-            else:
-                base = np.zeros(self.dim, np.float64)  # a seed vector is replaced by real mentions
-            self._store(session, entity_id, (base + vector_sum) / (old + n), old + n, now, delta)
+        updates: list[dict[str, object]] = []
+        lost = sorted(self.lost - self.dropped)
+        removed: list[int] = []
+        if lost:
+            blobs: dict[int, list[bytes]] = defaultdict(list)
+            for entity_id, blob in session.execute(
+                select(Mention.entity_id, Mention.vector).where(Mention.entity_id.in_(lost))
+            ):
+                blobs[entity_id].append(blob)
+            removed = [entity_id for entity_id in lost if entity_id not in blobs]
+            if removed:
+                session.execute(delete(Alias).where(Alias.entity_id.in_(removed)))
+                session.execute(delete(Entity).where(Entity.id.in_(removed)))
+                delta.entity_remove.update(removed)
+            for entity_id, rows in blobs.items():
+                vectors = np.frombuffer(b"".join(rows), dtype="<f4").reshape(len(rows), self.dim)
+                centroid = vectors.astype(np.float64).mean(axis=0)
+                updates.append(self._row(entity_id, centroid, len(rows), now, delta))
+        gained = sorted(set(self.gained) - self.lost - self.dropped)
+        if gained:
+            for entity_id, old, blob in session.execute(
+                select(Entity.id, Entity.mention_count, Entity.centroid).where(Entity.id.in_(gained))
+            ):
+                vector_sum, n = self.gained[entity_id]
+                if old and blob is not None:
+                    base = from_blob(blob, self.dim).astype(np.float64) * old
+                else:
+                    base = np.zeros(self.dim, np.float64)  # a seed vector is replaced by real mentions
+                updates.append(self._row(entity_id, (base + vector_sum) / (old + n), old + n, now, delta))
+        if updates:
+            session.execute(update(Entity), updates)  # ORM bulk UPDATE by primary key (executemany)
         delta.entity_remove.update(self.dropped)
         return removed
 
-    def _store(
-        self,
-        session: Session,
-        entity_id: int,
-        centroid: np.ndarray,
-        count: int,
-        now: object,
-        delta: VectorDelta,
-    ) -> None:
-        session.execute(
-            update(Entity)
-            .where(Entity.id == entity_id)
-            .values(centroid=to_blob(centroid), mention_count=count, updated_at=now)
-        )
+    @staticmethod
+    def _row(
+        entity_id: int, centroid: np.ndarray, count: int, now: object, delta: VectorDelta
+    ) -> dict[str, object]:
         norm = np.linalg.norm(centroid)
         if norm > 0:
             delta.entity_upsert[entity_id] = (centroid / norm).astype(np.float32)
         else:  # opposite vectors cancelled out: no direction to search by
             delta.entity_remove.add(entity_id)
+        return {"id": entity_id, "centroid": to_blob(centroid), "mention_count": count, "updated_at": now}
 
 
 def _bump_aliases(session: Session, counts: Counter[tuple[int, str]]) -> None:
     """Add ``counts[(entity_id, norm)]`` (may be negative) to alias rows; drop rows that reach 0."""
-    for (entity_id, norm), n in sorted(counts.items()):
-        if n == 0:
-            continue
-        alias = session.scalar(select(Alias).where(Alias.entity_id == entity_id, Alias.norm == norm))
-        if alias is None:
-            if n > 0:
-                session.add(Alias(entity_id=entity_id, norm=norm, count=n))
-            continue
-        alias.count += n
-        if alias.count <= 0:
-            session.delete(alias)
+    items = {key: n for key, n in counts.items() if n}
+    if not items:
+        return
     session.flush()
+    existing = {
+        (entity_id, norm): (alias_id, count)
+        for alias_id, entity_id, norm, count in session.execute(
+            select(Alias.id, Alias.entity_id, Alias.norm, Alias.count).where(
+                Alias.entity_id.in_({key[0] for key in items}), Alias.norm.in_({key[1] for key in items})
+            )
+        )
+    }
+    inserts, updates, deletes = [], [], []
+    for (entity_id, norm), n in sorted(items.items()):
+        if (entity_id, norm) not in existing:
+            if n > 0:
+                inserts.append({"entity_id": entity_id, "norm": norm, "count": n})
+            continue
+        alias_id, count = existing[(entity_id, norm)]
+        if count + n <= 0:
+            deletes.append(alias_id)
+        else:
+            updates.append({"id": alias_id, "count": count + n})
+    if inserts:
+        session.execute(insert(Alias), inserts)
+    if updates:
+        session.execute(update(Alias), updates)
+    if deletes:
+        session.execute(delete(Alias).where(Alias.id.in_(deletes)))
 
 
 def _validate(doc: DocumentCreate, dim: int) -> tuple[list[str], np.ndarray]:
@@ -227,14 +246,11 @@ def add_document(
         found = set(session.scalars(select(Entity.id).where(Entity.id.in_(known))))
         if missing := sorted(known - found):
             raise NotFound("entity", missing[0])
-    new_ids: dict[NewEntity, int] = {}
-    for mention in doc.mentions:
-        spec = mention.new_entity
-        if spec is not None and spec not in new_ids:
-            entity = Entity(name=spec.name.strip(), name_norm=normalize_surface(spec.name), label=spec.label)
-            session.add(entity)
-            session.flush()
-            new_ids[spec] = entity.id
+    specs = list(dict.fromkeys(m.new_entity for m in doc.mentions if m.new_entity is not None))
+    created = [Entity(name=s.name.strip(), name_norm=normalize_surface(s.name), label=s.label) for s in specs]
+    session.add_all(created)
+    session.flush()  # one multi-row INSERT ... RETURNING for all new entities
+    new_ids = {spec: entity.id for spec, entity in zip(specs, created, strict=True)}
 
     entity_of = [
         m.entity_id if m.entity_id is not None else (new_ids[m.new_entity] if m.new_entity else None)
