@@ -83,25 +83,29 @@ class Layer(nn.Module):
         return self._finish(x, ctx), k, v
 
     def forward_markers(
-        self, x: torch.Tensor, text_k: torch.Tensor, text_v: torch.Tensor, key_bias: torch.Tensor
+        self, x: torch.Tensor, text_k: torch.Tensor, text_v: torch.Tensor, key_bias: torch.Tensor | None
     ) -> torch.Tensor:
-        """x: (b, 2p, hidden), the p start markers then the p end markers of each sample."""
+        """x: (b, 2p, hidden), the p start markers then the p end markers of each sample.
+
+        The softmax over [text keys, own key, partner key] is written out by hand so that the big
+        (b, heads, 2p, text_len) score tensor is never concatenated or sliced (both copy it).
+        """
         q, k, v = self._split(x)
         p = x.shape[1] // 2
-        k_partner = torch.cat((k[:, :, p:], k[:, :, :p]), dim=2)
-        v_partner = torch.cat((v[:, :, p:], v[:, :, :p]), dim=2)
-        scale = 1.0 / math.sqrt(self.head_dim)
-        scores = torch.cat(
-            (
-                torch.matmul(q, text_k.transpose(-1, -2)) + key_bias[:, None, None, :],
-                (q * k).sum(-1, keepdim=True),
-                (q * k_partner).sum(-1, keepdim=True),
-            ),
-            dim=-1,
-        ).mul_(scale)
-        probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(x.dtype)
-        t = text_k.shape[2]
-        ctx = torch.matmul(probs[..., :t], text_v) + probs[..., t : t + 1] * v + probs[..., t + 1 :] * v_partner
+        q = q * (1.0 / math.sqrt(self.head_dim))
+        k_partner = k.roll(p, dims=2)
+        v_partner = v.roll(p, dims=2)
+        text = torch.matmul(q, text_k.transpose(-1, -2))
+        if key_bias is not None:
+            text += key_bias[:, None, None, :]
+        own = (q * k).sum(-1, keepdim=True)
+        partner = (q * k_partner).sum(-1, keepdim=True)
+        top = torch.maximum(text.amax(-1, keepdim=True), torch.maximum(own, partner))
+        text.sub_(top).exp_()
+        own = own.sub_(top).exp_()
+        partner = partner.sub_(top).exp_()
+        total = text.sum(-1, keepdim=True).add_(own).add_(partner)
+        ctx = torch.matmul(text, text_v).addcmul_(own, v).addcmul_(partner, v_partner).div_(total)
         return self._finish(x, ctx)
 
 
@@ -143,7 +147,9 @@ class Encoder(nn.Module):
     ) -> torch.Tensor:
         """Encode marker pairs (b, 2p) against the text cache of the same b samples."""
         x = self.embeddings(ids, positions)
-        key_bias = torch.zeros(valid.shape, dtype=x.dtype, device=x.device).masked_fill_(~valid, float("-inf"))
+        key_bias = None
+        if not bool(valid.all()):
+            key_bias = torch.zeros(valid.shape, dtype=x.dtype, device=x.device).masked_fill_(~valid, float("-inf"))
         for layer, (k, v) in zip(self.layers, cache):
             x = layer.forward_markers(x, k, v, key_bias)
         return x
