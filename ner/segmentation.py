@@ -34,16 +34,14 @@ class Window:
         end (int): one past its last unit.
         own_start (int): entities starting before this unit belong to another window.
         own_end (int): entities starting at or after this unit belong to another window.
+        overlapping (bool): the window shares text with a neighbour (a sentence too long for one window).
     """
 
     start: int
     end: int
     own_start: int
     own_end: int
-
-    @property
-    def overlapping(self) -> bool:
-        return (self.own_start, self.own_end) != (self.start, self.end)
+    overlapping: bool = False
 
 
 def sentence_ranges(text: str) -> list[tuple[int, int]]:
@@ -56,7 +54,13 @@ def sentence_ranges(text: str) -> list[tuple[int, int]]:
         pos = match.end()
     if pos < len(text):
         ranges.append((pos, len(text)))
-    return [(a, b) for a, b in ranges if text[a:b].strip()]
+    stripped = []
+    for a, b in ranges:
+        while a < b and text[a].isspace():
+            a += 1
+        if a < b:
+            stripped.append((a, b))
+    return stripped
 
 
 def word_windows(
@@ -75,11 +79,12 @@ def word_windows(
         while end < n and word_token_ends[end] - starts_tokens[start] <= budget:
             end += 1
         if end >= n:
-            windows.append(Window(start, n, own_start, n))
+            windows.append(Window(start, n, own_start, n, overlapping=start > 0))
             return windows
         own_end = max(end - (entity_max_length - 1), own_start + 1)
-        windows.append(Window(start, end, own_start, own_end))
-        start = max(own_end - _LEFT_CONTEXT, start + 1)
+        windows.append(Window(start, end, own_start, own_end, overlapping=True))
+        context = min(_LEFT_CONTEXT, (end - start) // 4)
+        start = max(own_end - context, start + 1)
         own_start = own_end
 
 
@@ -128,6 +133,7 @@ def text_windows(
                         a + words[w.end - 1][1],
                         a + words[w.own_start][0],
                         a + (words[w.own_end][0] if w.own_end < len(words) else b - a),
+                        overlapping=w.overlapping,
                     )
                 )
             continue
@@ -141,5 +147,5 @@ def text_windows(
     for i, w in enumerate(windows):
         own_start = 0 if i == 0 else w.own_start
         own_end = len(text) if i == len(windows) - 1 else windows[i + 1].own_start
-        fixed.append(Window(w.start, w.end, own_start, own_end))
+        fixed.append(Window(w.start, w.end, own_start, own_end, w.overlapping))
     return fixed
