@@ -16,11 +16,12 @@ from index.records import (
     MentionHit,
     MentionPublic,
     NewEntity,
+    StoreStats,
     normalize_surface,
 )
 from index.schema import SCHEMA_VERSION
 from index.settings import StoreSettings, describe_settings
-from index.store import ConsistencyReport, Store, StoreStats
+from index.store import ConsistencyReport, Store
 from index.vectors import VectorIndex
 
 __all__ = [

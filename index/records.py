@@ -191,3 +191,17 @@ class AddResult:
     replaced: bool
     created_entity_ids: list[int]
     removed_entity_ids: list[int]
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """Row and vector counts, and the FAISS configuration (for health and ``/-/versions``)."""
+
+    documents: int
+    mentions: int
+    entities: int
+    entity_vectors: int
+    mention_vectors: int
+    factory: str
+    effective_factories: dict[str, str]
+    dim: int

@@ -25,7 +25,7 @@ class StoreSettings:
         "FAISS index factory string for both vector indexes, e.g. Flat, HNSW32, IVF4096,Flat. "
         "None keeps the one saved with the existing indexes (Flat for a new store).",
     )
-    ef_construction: int = _setting(80, "HNSW efConstruction: graph quality versus build time.")  # type: ignore[assignment]
+    ef_construction: int = _setting(40, "HNSW efConstruction: graph quality versus build time.")  # type: ignore[assignment]
     ef_search: int = _setting(96, "HNSW efSearch: recall versus query time (raised to k when smaller).")  # type: ignore[assignment]
     nprobe: int = _setting(16, "IVF lists visited per query: recall versus query time.")  # type: ignore[assignment]
     sqlite_synchronous: str = _setting(  # type: ignore[assignment]

@@ -24,7 +24,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,6 +45,7 @@ from index.records import (
     EntityPublic,
     MentionHit,
     NewEntity,
+    StoreStats,
 )
 from index.schema import Base, Document, Entity, Mention, check_or_init_meta
 from index.settings import StoreSettings
@@ -63,20 +64,6 @@ from index.vectors import VectorIndex, from_blob, normalize_rows
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class StoreStats:
-    """Row and vector counts, and the FAISS configuration (for health and ``/-/versions``)."""
-
-    documents: int
-    mentions: int
-    entities: int
-    entity_vectors: int
-    mention_vectors: int
-    factory: str
-    effective_factories: dict[str, str]
-    dim: int
 
 
 class Store:

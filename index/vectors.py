@@ -153,7 +153,7 @@ class VectorIndex:
     Args:
         dim (int): Vector size.
         factory (str): FAISS factory string of the inner index. Defaults to ``"Flat"``.
-        ef_construction (int): HNSW build breadth (higher: better graph, slower build). Defaults to 80.
+        ef_construction (int): HNSW build breadth (higher: better graph, slower build). Defaults to 40.
         ef_search (int): HNSW search breadth (raised to ``k`` when smaller). Defaults to 64.
         nprobe (int): IVF lists visited per query. Defaults to 16.
 

@@ -30,7 +30,7 @@ PUBLIC = {
         "normalize_surface",
         "describe_settings",
     ],
-    "index.store": ["Store", "StoreStats"],
+    "index.store": ["Store", "ConsistencyReport"],
     "index.errors": ["StoreError", "NotFound", "InvalidInput", "SchemaMismatch", "StoreClosed"],
     "index.records": ["DocumentCreate", "MentionCreate", "EntityCreate", "NewEntity", "normalize_surface"],
     "index.schema": ["Base", "Document", "Mention", "Entity", "Alias", "SCHEMA_VERSION"],
