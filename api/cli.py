@@ -102,19 +102,26 @@ def _root() -> None:
 @app.command()
 def extract(
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to analyse (or use --input).")] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="SpanMarker checkpoint folder or hub id.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="SpanMarker checkpoint folder or hub id.")
+    ] = None,
     input_file: Annotated[
-        str | None, typer.Option("--input", "-i", help="File with one text per line ('-' = stdin; .jsonl: \"text\").")
+        str | None,
+        typer.Option("--input", "-i", help="File with one text per line ('-' = stdin; .jsonl: \"text\")."),
     ] = None,
     embeddings: Annotated[bool, typer.Option(help="Add each entity's span embedding.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Most windows per forward pass.")] = 64,
-    min_score: Annotated[float, typer.Option(min=0.0, max=1.0, help="Drop entities scoring below this.")] = 0.0,
+    min_score: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Drop entities scoring below this.")
+    ] = 0.0,
     exact_offsets: Annotated[
         bool, typer.Option(help="Keep span_marker's offsets verbatim (XLM-R ones may start with a space).")
     ] = False,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ...")] = None,
     dtype: Annotated[str | None, typer.Option(help="float32 (exact), bfloat16, float16 or int8.")] = None,
-    allow_pickle: Annotated[bool, typer.Option(help="Accept pickle-only weights (runs code from the file).")] = False,
+    allow_pickle: Annotated[
+        bool, typer.Option(help="Accept pickle-only weights (runs code from the file).")
+    ] = False,
 ) -> None:
     """Extract entities; writes one JSON line {"text", "entities"} per input text."""
     if texts and input_file:
@@ -132,10 +139,16 @@ def extract(
     out = sys.stdout
     for chunk in _chunks(stream, _CHUNK):
         results = span_model.extract(
-            chunk, batch_size=batch_size, embeddings=embeddings, min_score=min_score, strip_spaces=not exact_offsets
+            chunk,
+            batch_size=batch_size,
+            embeddings=embeddings,
+            min_score=min_score,
+            strip_spaces=not exact_offsets,
         )
         for text, entities in zip(chunk, results):
-            out.write(json.dumps({"text": text, "entities": [e.to_dict() for e in entities]}, ensure_ascii=False))
+            out.write(
+                json.dumps({"text": text, "entities": [e.to_dict() for e in entities]}, ensure_ascii=False)
+            )
             out.write("\n")
         out.flush()
         bar.update(len(chunk))

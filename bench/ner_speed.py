@@ -78,7 +78,9 @@ def side_spanlink(ckpt: str, texts: list[str], dtype: str) -> dict:
     from ner.tokenization import candidate_spans
 
     encs = model.tokenizer.encode(texts)
-    tokens = sum(e.num_tokens + 2 * len(candidate_spans(e.num_words, model.config.entity_max_length)) for e in encs)
+    tokens = sum(
+        e.num_tokens + 2 * len(candidate_spans(e.num_words, model.config.entity_max_length)) for e in encs
+    )
     return {"seconds": seconds, "rows": rows, "peak_rss_mb": peak_rss_mb(), "total_tokens": tokens}
 
 
@@ -115,7 +117,12 @@ def side_reference(ckpt: str, texts: list[str], batch_size: int) -> dict:
 
 
 def run_side(python: str, args: list[str]) -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     env["PYTHONPATH"] = str(ROOT)
     proc = subprocess.run([python, __file__, *args], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -135,7 +142,9 @@ def compare(ours: list, theirs: list) -> tuple[int, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ner")
     parser.add_argument("--sentences", type=int, default=500)
     parser.add_argument("--dtypes", default="float32,bfloat16,int8", help="spanlink modes to time")
@@ -166,8 +175,14 @@ def main() -> None:
     texts = pick_sentences(args.data, args.sentences)
     work = Path(tempfile.mkdtemp(prefix="ner_speed_"))
     spec = CheckpointSpec(
-        tokenizer="unigram", hidden_size=384, num_layers=12, num_heads=12, intermediate_size=1536,
-        vocab_size=8000, model_max_length=512, outside_bias=2.0,
+        tokenizer="unigram",
+        hidden_size=384,
+        num_layers=12,
+        num_heads=12,
+        intermediate_size=1536,
+        vocab_size=8000,
+        model_max_length=512,
+        outside_bias=2.0,
         labels=("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"),
     )
     ckpt = str(build_checkpoint(work / "model", texts, spec))
@@ -178,33 +193,52 @@ def main() -> None:
     report: dict = {"dataset": name, "sentences": len(texts), "mean_words": sum(words) / len(words)}
 
     me = sys.executable
-    runs = {d: run_side(me, ["--side", "spanlink", "--ckpt", ckpt, "--texts", str(texts_file), "--dtype", d])
-            for d in args.dtypes.split(",")}
+    runs = {
+        d: run_side(me, ["--side", "spanlink", "--ckpt", ckpt, "--texts", str(texts_file), "--dtype", d])
+        for d in args.dtypes.split(",")
+    }
     base = runs["float32"]
     compute = run_side(me, ["--side", "compute", "--ckpt", ckpt, "--tokens", str(base["total_tokens"])])
-    ref = run_side(args.reference_python, ["--side", "reference", "--ckpt", ckpt, "--texts", str(texts_file),
-                                           "--reference-batch-size", str(args.reference_batch_size)])
+    ref = run_side(
+        args.reference_python,
+        [
+            "--side",
+            "reference",
+            "--ckpt",
+            ckpt,
+            "--texts",
+            str(texts_file),
+            "--reference-batch-size",
+            str(args.reference_batch_size),
+        ],
+    )
     differ, worst = compare(base["rows"], ref["rows"])
     n = len(texts)
-    report.update({
-        f"{name}_entities": sum(len(r) for r in base["rows"]),
-        f"{name}_identical_to_span_marker": differ == 0 and worst < 1e-4,
-        f"{name}_sentences_differing": differ,
-        f"{name}_max_score_diff": worst,
-        f"{name}_span_marker_sents_per_s": n / ref["seconds"],
-        f"{name}_span_marker_peak_rss_mb": ref["peak_rss_mb"],
-        f"{name}_total_text_plus_marker_tokens": base["total_tokens"],
-        f"{name}_compute_bound_seconds": compute["seconds"],
-        f"{name}_compute_bound_sents_per_s": n / compute["seconds"],
-    })
+    report.update(
+        {
+            f"{name}_entities": sum(len(r) for r in base["rows"]),
+            f"{name}_identical_to_span_marker": differ == 0 and worst < 1e-4,
+            f"{name}_sentences_differing": differ,
+            f"{name}_max_score_diff": worst,
+            f"{name}_span_marker_sents_per_s": n / ref["seconds"],
+            f"{name}_span_marker_peak_rss_mb": ref["peak_rss_mb"],
+            f"{name}_total_text_plus_marker_tokens": base["total_tokens"],
+            f"{name}_compute_bound_seconds": compute["seconds"],
+            f"{name}_compute_bound_sents_per_s": n / compute["seconds"],
+        }
+    )
     for dtype, run in runs.items():
         report[f"{name}_spanlink_{dtype}_sents_per_s"] = n / run["seconds"]
         report[f"{name}_spanlink_{dtype}_peak_rss_mb"] = run["peak_rss_mb"]
         report[f"{name}_spanlink_{dtype}_speedup_vs_span_marker"] = ref["seconds"] / run["seconds"]
         report[f"{name}_spanlink_{dtype}_vs_compute_bound"] = run["seconds"] / compute["seconds"]
         if dtype != "float32":
-            same = sum(a_ == b_ for a_, b_ in (([r[:3] for r in a], [r[:3] for r in b])
-                                              for a, b in zip(run["rows"], base["rows"])))
+            same = sum(
+                a_ == b_
+                for a_, b_ in (
+                    ([r[:3] for r in a], [r[:3] for r in b]) for a, b in zip(run["rows"], base["rows"])
+                )
+            )
             report[f"{name}_spanlink_{dtype}_agreement_with_float32"] = same / n
     report["primary_metric"] = f"{name}_spanlink_float32_speedup_vs_span_marker"
     text = json.dumps(report, indent=2)

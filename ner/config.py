@@ -50,11 +50,14 @@ class EncoderConfig:
         model_type = raw.get("model_type")
         if model_type not in SUPPORTED_ENCODERS:
             raise CheckpointError(
-                f"encoder model_type {model_type!r} is not supported; spanlink runs {', '.join(SUPPORTED_ENCODERS)}"
+                f"encoder model_type {model_type!r} is not supported; "
+                f"spanlink runs {', '.join(SUPPORTED_ENCODERS)}"
             )
         act = raw.get("hidden_act", "gelu")
         if act not in ACTIVATIONS:
-            raise CheckpointError(f"encoder hidden_act {act!r} is not supported; expected one of {ACTIVATIONS}")
+            raise CheckpointError(
+                f"encoder hidden_act {act!r} is not supported; expected one of {ACTIVATIONS}"
+            )
         try:
             return cls(
                 model_type=model_type,
@@ -76,7 +79,8 @@ class EncoderConfig:
 def labels_are_schemed(labels: list[str]) -> bool:
     """SpanMarker's `are_labels_schemed`: every label is "O" or looks like "B-PER"."""
     return bool(labels) and all(
-        label == "O" or (len(label) > 2 and label[0] in SCHEME_PREFIXES and label[1] == "-") for label in labels
+        label == "O" or (len(label) > 2 and label[0] in SCHEME_PREFIXES and label[1] == "-")
+        for label in labels
     )
 
 
@@ -125,7 +129,8 @@ class SpanConfig:
         if raw.get("model_type") != "span-marker":
             raise CheckpointError(
                 f"config.json has model_type {raw.get('model_type')!r}, expected 'span-marker': "
-                "this is not a SpanMarker checkpoint (to train one from a plain encoder, use `spanlink train`)"
+                "this is not a SpanMarker checkpoint (to train one from a plain encoder, "
+                "use `spanlink train`)"
             )
         enc_raw = raw.get("encoder")
         if not isinstance(enc_raw, dict):
@@ -157,7 +162,9 @@ class SpanConfig:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise CheckpointError(f"{path} not found: a SpanMarker checkpoint folder has a config.json") from None
+            raise CheckpointError(
+                f"{path} not found: a SpanMarker checkpoint folder has a config.json"
+            ) from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise CheckpointError(f"{path} is not valid JSON: {exc}") from None
         if not isinstance(raw, dict):

@@ -149,7 +149,9 @@ class Encoder(nn.Module):
         x = self.embeddings(ids, positions)
         key_bias = None
         if not bool(valid.all()):
-            key_bias = torch.zeros(valid.shape, dtype=x.dtype, device=x.device).masked_fill_(~valid, float("-inf"))
+            key_bias = torch.zeros(valid.shape, dtype=x.dtype, device=x.device).masked_fill_(
+                ~valid, float("-inf")
+            )
         for layer, (k, v) in zip(self.layers, cache):
             x = layer.forward_markers(x, k, v, key_bias)
         return x
@@ -168,8 +170,13 @@ class Encoder(nn.Module):
         """
 
         def take(name: str) -> torch.Tensor:
-            for key in (prefix + name, prefix + name.replace("LayerNorm.weight", "LayerNorm.gamma")
-                        .replace("LayerNorm.bias", "LayerNorm.beta")):
+            for key in (
+                prefix + name,
+                prefix
+                + name.replace("LayerNorm.weight", "LayerNorm.gamma").replace(
+                    "LayerNorm.bias", "LayerNorm.beta"
+                ),
+            ):
                 if key in state:
                     return state[key]
             raise CheckpointError(f"the weights lack {prefix + name!r}")
@@ -190,7 +197,8 @@ class Encoder(nn.Module):
         for key, tensor in own.items():
             if tensor.shape != expected[key].shape:
                 raise CheckpointError(
-                    f"weight {key} has shape {tuple(tensor.shape)}, the config implies {tuple(expected[key].shape)}"
+                    f"weight {key} has shape {tuple(tensor.shape)}, "
+                    f"the config implies {tuple(expected[key].shape)}"
                 )
         self.load_state_dict(own, strict=True)
 

@@ -42,7 +42,9 @@ def resolve_checkpoint(name_or_path: str | Path, revision: str | None = None) ->
     if path.is_dir():
         return path
     if path.exists():
-        raise CheckpointError(f"{path} is a file; a model is a folder with config.json, weights and tokenizer")
+        raise CheckpointError(
+            f"{path} is a file; a model is a folder with config.json, weights and tokenizer"
+        )
     text = str(name_or_path)
     if not _HUB_ID.match(text):
         raise CheckpointError(f"no model folder at {path}")
@@ -61,7 +63,9 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable safetensors file (corrupt or truncated?): {exc}") from None
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file (corrupt or truncated?): {exc}"
+        ) from None
 
 
 def read_weights(folder: Path, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
@@ -88,8 +92,9 @@ def read_weights(folder: Path, allow_pickle: bool = False) -> dict[str, torch.Te
     if pickle.is_file():
         if not allow_pickle:
             raise PickleRefused(
-                f"{folder} holds only pickle weights (pytorch_model.bin); loading them can run arbitrary code. "
-                "If you trust the file, pass allow_pickle=True (CLI: --allow-pickle), or re-save it once with "
+                f"{folder} holds only pickle weights (pytorch_model.bin); loading them can run "
+                "arbitrary code. If you trust the file, pass allow_pickle=True (CLI: --allow-pickle), "
+                "or re-save it once with "
                 "span_marker's save_pretrained(..., safe_serialization=True)."
             )
         try:

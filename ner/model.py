@@ -130,7 +130,9 @@ class SpanModel:
         if self.dtype == "int8":
             if self.device.type != "cpu":
                 raise ValueError("dtype 'int8' (dynamic quantization) runs on the CPU only")
-            self.encoder = torch.ao.quantization.quantize_dynamic(self.encoder, {nn.Linear}, dtype=torch.qint8)
+            self.encoder = torch.ao.quantization.quantize_dynamic(
+                self.encoder, {nn.Linear}, dtype=torch.qint8
+            )
         else:
             torch_dtype = getattr(torch, self.dtype)
             self.encoder.to(self.device, torch_dtype)
@@ -248,11 +250,15 @@ class SpanModel:
             budget = self.max_tokens - self.tokenizer.num_special
             for w in word_windows(ends, budget, entity_max_length):
                 word_lists.append((i, w.start, w, item[w.start : w.end]))
-        encs = self.tokenizer.encode([t[3] for t in texts]) + self.tokenizer.encode_words([w[3] for w in word_lists])
+        encs = self.tokenizer.encode([t[3] for t in texts]) + self.tokenizer.encode_words(
+            [w[3] for w in word_lists]
+        )
         segments: list[_Segment] = []
         for (item, base, window, _), enc in zip(texts + word_lists, encs):
             if enc.num_tokens > self.max_tokens:
-                raise InputError(f"input {item}: a window of {enc.num_tokens} tokens exceeds {self.max_tokens}")
+                raise InputError(
+                    f"input {item}: a window of {enc.num_tokens} tokens exceeds {self.max_tokens}"
+                )
             spans = candidate_spans(enc.num_words, entity_max_length)
             starts, ends = marker_positions(enc, spans)
             segments.append(_Segment(item, base, window, enc, spans, starts, ends))
@@ -300,7 +306,10 @@ class SpanModel:
             c1 = min(p, c0 + chunk)
             n = c1 - c0
             ids = torch.cat(
-                (torch.full((len(batch), n), self.tokenizer.start_id), torch.full((len(batch), n), self.tokenizer.end_id)),
+                (
+                    torch.full((len(batch), n), self.tokenizer.start_id),
+                    torch.full((len(batch), n), self.tokenizer.end_id),
+                ),
                 dim=1,
             )
             pos = torch.cat((start_pos[:, c0:c1], end_pos[:, c0:c1]), dim=1)
@@ -354,7 +363,9 @@ class SpanModel:
             for batch in tqdm(batches, desc="extract", unit="batch", disable=not show_progress_bar):
                 hidden, cache, valid = self._encode_text(batch)
                 for b, (seg, probs) in enumerate(zip(batch, self._classify(batch, cache, valid))):
-                    for start, end, label_id, score in decode_spans(seg.spans, probs, self.config.outside_id, min_score):
+                    for start, end, label_id, score in decode_spans(
+                        seg.spans, probs, self.config.outside_id, min_score
+                    ):
                         entity = self._entity(items[seg.item], seg, start, end, label_id, score, strip_spaces)
                         if entity is None:
                             continue
@@ -387,7 +398,9 @@ class SpanModel:
             except (TypeError, ValueError, IndexError):
                 raise InputError(f"span {i} must be a (start, end) pair of integers, got {span!r}") from None
             if not 0 <= start < end <= len(text):
-                raise InputError(f"span {i} ({start}, {end}) is outside the text of length {len(text)} or empty")
+                raise InputError(
+                    f"span {i} ({start}, {end}) is outside the text of length {len(text)} or empty"
+                )
             checked.append((start, end))
         if not checked:
             return out
@@ -396,13 +409,19 @@ class SpanModel:
         per_window: dict[int, list[tuple[int, int, int]]] = {}
         for i, (start, end) in enumerate(checked):
             home = next(
-                (k for k, w in enumerate(windows) if w.own_start <= start < w.own_end and w.start <= start and end <= w.end),
+                (
+                    k
+                    for k, w in enumerate(windows)
+                    if w.own_start <= start < w.own_end and w.start <= start and end <= w.end
+                ),
                 None,
             )
             if home is None:  # the span crosses a window border: embed it in a window of its own
                 jobs.append((start, text[start:end], [(i, 0, end - start)]))
             else:
-                per_window.setdefault(home, []).append((i, start - windows[home].start, end - windows[home].start))
+                per_window.setdefault(home, []).append(
+                    (i, start - windows[home].start, end - windows[home].start)
+                )
         for k, members in per_window.items():
             jobs.append((windows[k].start, text[windows[k].start : windows[k].end], members))
         encs = self.tokenizer.encode([piece for _, piece, _ in jobs])
@@ -416,8 +435,10 @@ class SpanModel:
                 for b, seg in enumerate(batch):
                     for i, s, e in jobs[seg.item][2]:
                         tokens = [
-                            t for t, (a, z) in enumerate(seg.enc.offsets)
-                            if 0 < t < seg.enc.num_tokens - 1 and ((a < e and z > s) or (a == z and s <= a < e))
+                            t
+                            for t, (a, z) in enumerate(seg.enc.offsets)
+                            if 0 < t < seg.enc.num_tokens - 1
+                            and ((a < e and z > s) or (a == z and s <= a < e))
                         ]
                         if tokens:
                             out[i] = hidden[b, tokens].float().mean(0).cpu().numpy()
@@ -426,7 +447,14 @@ class SpanModel:
     # -- helpers --------------------------------------------------------------------------------
 
     def _entity(
-        self, item: str | list[str], seg: _Segment, start: int, end: int, label_id: int, score: float, strip: bool
+        self,
+        item: str | list[str],
+        seg: _Segment,
+        start: int,
+        end: int,
+        label_id: int,
+        score: float,
+        strip: bool,
     ) -> Entity | None:
         chars = [c for c in seg.enc.word_chars[start:end] if c is not None]
         if not chars:

@@ -47,10 +47,15 @@ def _train_tokenizer(kind: str, texts: list[str], vocab_size: int) -> tuple[Toke
     if kind == "wordpiece":
         specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False, handle_chinese_chars=True)
+        tok.normalizer = normalizers.BertNormalizer(
+            lowercase=False, strip_accents=False, handle_chinese_chars=True
+        )
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()
-        tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False))
+        tok.train_from_iterator(
+            texts,
+            trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False),
+        )
         cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]",
@@ -76,13 +81,16 @@ def _train_tokenizer(kind: str, texts: list[str], vocab_size: int) -> tuple[Toke
         tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
         tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
         tok.train_from_iterator(
-            texts, trainers.UnigramTrainer(
+            texts,
+            trainers.UnigramTrainer(
                 vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>", show_progress=False
-            )
+            ),
         )
         bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
         tok.post_processor = processors.TemplateProcessing(
-            single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", bos), ("</s>", eos)]
+            single="<s> $A </s>",
+            pair="<s> $A </s> </s> $B </s>",
+            special_tokens=[("<s>", bos), ("</s>", eos)],
         )
         config = {
             "tokenizer_class": "XLMRobertaTokenizer",
@@ -160,13 +168,18 @@ def build_checkpoint(folder: Path, texts: list[str], spec: CheckpointSpec = Chec
             else:
                 param.normal_(0.0, 0.05 if name.endswith("weight") else 0.02)
     state = encoder.hf_state_dict()
-    classifier_w = torch.randn(len(span_labels), 2 * spec.hidden_size) * spec.classifier_std / spec.hidden_size**0.5
+    classifier_w = (
+        torch.randn(len(span_labels), 2 * spec.hidden_size) * spec.classifier_std / spec.hidden_size**0.5
+    )
     classifier_b = torch.zeros(len(span_labels))
     classifier_b[0] = spec.outside_bias
     state["classifier.weight"] = classifier_w
     state["classifier.bias"] = classifier_b
-    save_file({k: v.contiguous() for k, v in state.items()}, str(ckpt_dir / "model.safetensors"),
-              metadata={"format": "pt"})
+    save_file(
+        {k: v.contiguous() for k, v in state.items()},
+        str(ckpt_dir / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
 
     encoder_section = {
         **encoder_raw,

@@ -63,9 +63,7 @@ def sentence_ranges(text: str) -> list[tuple[int, int]]:
     return stripped
 
 
-def word_windows(
-    word_token_ends: list[int], max_tokens: int, entity_max_length: int
-) -> list[Window]:
+def word_windows(word_token_ends: list[int], max_tokens: int, entity_max_length: int) -> list[Window]:
     """Overlapping windows over words whose text tokens (`word_token_ends[w]` = tokens up to and
     including word w, specials excluded) fit in `max_tokens`.
     """

@@ -92,7 +92,10 @@ def _apply_transformers_v4_adjustments(backend: Tokenizer, tok_config: dict[str,
     if cls.startswith("Roberta") and backend.post_processor is not None:
         state = json.loads(backend.post_processor.__getstate__())
         changed = False
-        for key, value in (("add_prefix_space", True), ("trim_offsets", tok_config.get("trim_offsets", True))):
+        for key, value in (
+            ("add_prefix_space", True),
+            ("trim_offsets", tok_config.get("trim_offsets", True)),
+        ):
             if state.get(key, value) != value:
                 state[key], changed = value, True
         if changed:
@@ -102,7 +105,8 @@ def _apply_transformers_v4_adjustments(backend: Tokenizer, tok_config: dict[str,
                     state[key] = tuple(state[key])
             backend.post_processor = getattr(processors, kind)(**state)
     if cls.startswith("XLMRoberta"):
-        # span_marker: "XLM-R is known to have some tokenization issues, so be sure to also split on punctuation."
+        # span_marker: "XLM-R is known to have some tokenization issues, so be sure to also split
+        # on punctuation."
         backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Punctuation(), backend.pre_tokenizer])
 
 
@@ -118,7 +122,8 @@ def _load_backend(folder: Path) -> Tokenizer:
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True).backend_tokenizer
     except Exception as exc:
         raise CheckpointError(
-            f"no usable tokenizer in {folder}: expected tokenizer.json (or files transformers can convert): {exc}"
+            f"no usable tokenizer in {folder}: expected tokenizer.json "
+            f"(or files transformers can convert): {exc}"
         ) from None
 
 
@@ -131,7 +136,9 @@ class SpanTokenizer:
         backend.no_truncation()
         backend.no_padding()
         # Markers are special tokens; adding them is a no-op when the checkpoint already has them.
-        backend.add_special_tokens([AddedToken(START_MARKER, special=True), AddedToken(END_MARKER, special=True)])
+        backend.add_special_tokens(
+            [AddedToken(START_MARKER, special=True), AddedToken(END_MARKER, special=True)]
+        )
         self.start_id = backend.token_to_id(START_MARKER)
         self.end_id = backend.token_to_id(END_MARKER)
         pad = tok_config.get("pad_token")
@@ -146,7 +153,7 @@ class SpanTokenizer:
 
     @classmethod
     def from_folder(cls, folder: Path, model_max_length: int | None, encoder_type: str = "") -> SpanTokenizer:
-        """Load from a checkpoint folder; `encoder_type` names the tokenizer class when the config does not."""
+        """Load from a checkpoint folder; `encoder_type` names the tokenizer class if the config does not."""
         tok_config = _read_json(folder / "tokenizer_config.json")
         if not tok_config.get("tokenizer_class") and encoder_type in _CLASS_BY_ENCODER:
             tok_config["tokenizer_class"] = _CLASS_BY_ENCODER[encoder_type]
@@ -162,7 +169,9 @@ class SpanTokenizer:
         self.backend.save(str(folder / "tokenizer.json"))
         config = dict(self.config)
         config["model_max_length"] = self.model_max_length
-        (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False), "utf-8")
+        (folder / "tokenizer_config.json").write_text(
+            json.dumps(config, indent=2, ensure_ascii=False), "utf-8"
+        )
 
     def encode(self, texts: list[str]) -> list[Encoded]:
         return [_to_encoded(e) for e in self.backend.encode_batch(texts, add_special_tokens=True)]

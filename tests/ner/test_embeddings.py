@@ -22,9 +22,14 @@ def test_extract_embeddings_are_float32_means_of_text_states(tiny_model):
     enc = tiny_model.tokenizer.encode([text])[0]
     ids = torch.tensor([enc.ids])
     with torch.inference_mode():
-        hidden, _ = tiny_model.encoder.forward_text(ids, torch.arange(len(enc.ids))[None] + 2,
-                                                    torch.ones_like(ids, dtype=torch.bool))
-    tokens = [t for t, (a, b) in enumerate(enc.offsets) if 0 < t < len(enc.ids) - 1 and a < entity.end and b > entity.start]
+        hidden, _ = tiny_model.encoder.forward_text(
+            ids, torch.arange(len(enc.ids))[None] + 2, torch.ones_like(ids, dtype=torch.bool)
+        )
+    tokens = [
+        t
+        for t, (a, b) in enumerate(enc.offsets)
+        if 0 < t < len(enc.ids) - 1 and a < entity.end and b > entity.start
+    ]
     assert np.allclose(hidden[0, tokens].mean(0).numpy(), entity.embedding, atol=1e-5)
 
 

@@ -25,7 +25,9 @@ def test_text_pass_matches_transformers_bert(encoder_and_state):
     from transformers import BertConfig, BertModel
 
     enc, state, raw = encoder_and_state
-    hf = BertModel(BertConfig(**{k: v for k, v in raw.items() if not k.startswith("_")}), add_pooling_layer=False)
+    hf = BertModel(
+        BertConfig(**{k: v for k, v in raw.items() if not k.startswith("_")}), add_pooling_layer=False
+    )
     missing, unexpected = hf.load_state_dict(
         {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}, strict=False
     )
@@ -38,8 +40,12 @@ def test_text_pass_matches_transformers_bert(encoder_and_state):
     positions = (torch.arange(11) + 2).expand(3, 11)
     with torch.inference_mode():
         ours, _ = enc.forward_text(ids, positions, valid)
-        theirs = hf(input_ids=ids, attention_mask=valid.long(), position_ids=positions,
-                    token_type_ids=torch.zeros_like(ids)).last_hidden_state
+        theirs = hf(
+            input_ids=ids,
+            attention_mask=valid.long(),
+            position_ids=positions,
+            token_type_ids=torch.zeros_like(ids),
+        ).last_hidden_state
     assert torch.allclose(ours[valid], theirs[valid], atol=1e-5)
 
 

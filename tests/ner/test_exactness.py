@@ -27,7 +27,9 @@ BIOES = ("O",) + tuple(f"{p}-{t}" for t in ("EVT", "LOC", "ORG", "PER", "PRO") f
 
 SPECS = {
     # wordpiece (BERT), IOB2, the longest spans, many marker passes per sentence
-    "wp-iob2-8": CheckpointSpec("wordpiece", IOB2, entity_max_length=8, marker_max_length=16, model_max_length=256),
+    "wp-iob2-8": CheckpointSpec(
+        "wordpiece", IOB2, entity_max_length=8, marker_max_length=16, model_max_length=256
+    ),
     # wordpiece, BIOES source labels, shortest spans
     "wp-bioes-2": CheckpointSpec("wordpiece", BIOES, entity_max_length=2, marker_max_length=64, seed=1),
     # wordpiece, labels without a scheme (one id per class)
@@ -74,7 +76,12 @@ def reference(checkpoints) -> dict[str, dict]:
         capture_output=True,
         text=True,
         timeout=900,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+        env={
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+        },
     )
     if proc.returncode != 0:
         pytest.fail(f"span_marker reference failed:\n{proc.stderr[-4000:]}")
@@ -91,7 +98,7 @@ def _assert_same(ours: list, theirs: list, what: str) -> None:
 def test_texts_match_span_marker(name, checkpoints, reference):
     model = ner.load(checkpoints[name])
     texts = [t for t in SENTENCES if t]
-    for text, count in zip(texts, model.tokenizer.count_tokens(texts)):
+    for count in model.tokenizer.count_tokens(texts):
         assert count <= model.max_tokens, "the comparison only holds for texts span_marker does not truncate"
     ours = model.extract(texts)
     assert sum(len(e) for e in ours) > 0, "a checkpoint that predicts nothing proves nothing"
@@ -108,7 +115,9 @@ def test_word_lists_match_span_marker(name, checkpoints, reference):
         rows = [(e.word_start, e.word_end, e.label, e.score) for e in entities]
         _assert_same(rows, theirs, f"{name}: {words!r}")
         joined = " ".join(words)
-        assert all(e.text == joined[e.start : e.end] == " ".join(words[e.word_start : e.word_end]) for e in entities)
+        assert all(
+            e.text == joined[e.start : e.end] == " ".join(words[e.word_start : e.word_end]) for e in entities
+        )
 
 
 def test_empty_and_blank_texts_give_no_entities(checkpoints):

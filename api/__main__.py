@@ -1,0 +1,5 @@
+"""`python -m api` = the `spanlink` command."""
+
+from api.cli import main
+
+main()
