@@ -155,5 +155,9 @@ def extract(
     bar.close()
 
 
+# Commands defined in sibling modules register themselves on `app` when imported.
+from api import cli_train  # noqa: E402, F401
+
+
 def main() -> None:
     app()

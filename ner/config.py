@@ -44,6 +44,7 @@ class EncoderConfig:
     max_position_embeddings: int = 512
     type_vocab_size: int = 2
     pad_token_id: int = 0
+    hidden_dropout_prob: float = 0.1
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> EncoderConfig:
@@ -71,6 +72,7 @@ class EncoderConfig:
                 max_position_embeddings=int(raw.get("max_position_embeddings", 512)),
                 type_vocab_size=int(raw.get("type_vocab_size", 2)),
                 pad_token_id=int(raw.get("pad_token_id") or 0),
+                hidden_dropout_prob=float(raw.get("hidden_dropout_prob", 0.1)),
             )
         except KeyError as exc:
             raise CheckpointError(f"encoder config lacks the key {exc.args[0]!r}") from None
@@ -110,6 +112,8 @@ class SpanConfig:
             by token budget instead). Defaults to 128.
         model_max_length (int | None): longest text in tokens, special tokens included. Defaults to None
             (the tokenizer's limit, else 512).
+        cjk_words (bool): every subword of a CJK run is a word (spanlink-trained models; see
+            `ner.tokenization.cjk_token_words`). Defaults to False, as span_marker.
         raw (dict): the original config, preserved on save.
     """
 
@@ -118,6 +122,7 @@ class SpanConfig:
     entity_max_length: int = 8
     marker_max_length: int = 128
     model_max_length: int | None = None
+    cjk_words: bool = False
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -154,6 +159,7 @@ class SpanConfig:
             entity_max_length=int(raw.get("entity_max_length", 8)),
             marker_max_length=int(raw.get("marker_max_length", 128)),
             model_max_length=int(mml) if mml is not None else None,
+            cjk_words=bool(raw.get("spanlink_cjk_words", False)),
             raw=copy.deepcopy(raw),
         )
 
@@ -183,5 +189,6 @@ class SpanConfig:
             id2label={str(k): v for k, v in id2label.items()},
             label2id={v: k for k, v in id2label.items()},
             spanlink_config_version=SPANLINK_CONFIG_VERSION,
+            spanlink_cjk_words=self.cjk_words,
         )
         return out

@@ -63,6 +63,7 @@ class Layer(nn.Module):
         self.ffn_out = nn.Linear(cfg.intermediate_size, h)
         self.ffn_norm = nn.LayerNorm(h, eps=cfg.layer_norm_eps)
         self.act = _ACTIVATIONS[cfg.hidden_act]
+        self.dropout = cfg.hidden_dropout_prob  # only active in training mode
 
     def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, n, _ = x.shape
@@ -72,8 +73,9 @@ class Layer(nn.Module):
     def _finish(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         b, _, n, _ = ctx.shape
         ctx = ctx.transpose(1, 2).reshape(b, n, -1)
-        x = self.attn_norm(x + self.attn_out(ctx))
-        return self.ffn_norm(x + self.ffn_out(self.act(self.ffn_in(x))))
+        p = self.dropout if self.training else 0.0
+        x = self.attn_norm(x + F.dropout(self.attn_out(ctx), p, self.training))
+        return self.ffn_norm(x + F.dropout(self.ffn_out(self.act(self.ffn_in(x))), p, self.training))
 
     def forward_text(
         self, x: torch.Tensor, key_mask: torch.Tensor
@@ -95,6 +97,20 @@ class Layer(nn.Module):
         q = q * (1.0 / math.sqrt(self.head_dim))
         k_partner = k.roll(p, dims=2)
         v_partner = v.roll(p, dims=2)
+        if torch.is_grad_enabled():  # training: the plain softmax, which autograd can differentiate
+            scores = torch.cat(
+                (
+                    torch.matmul(q, text_k.transpose(-1, -2))
+                    + (0 if key_bias is None else key_bias[:, None, None, :]),
+                    (q * k).sum(-1, keepdim=True),
+                    (q * k_partner).sum(-1, keepdim=True),
+                ),
+                dim=-1,
+            )
+            probs = torch.softmax(scores, dim=-1)
+            t = text_k.shape[2]
+            ctx = probs[..., :t] @ text_v + probs[..., t : t + 1] * v + probs[..., t + 1 :] * v_partner
+            return self._finish(x, ctx)
         text = torch.matmul(q, text_k.transpose(-1, -2))
         if key_bias is not None:
             text += key_bias[:, None, None, :]
@@ -116,10 +132,19 @@ class Embeddings(nn.Module):
         self.position = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
         self.token_type = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = cfg.hidden_dropout_prob
+        # Training with a frozen word matrix keeps the two marker rows trainable here (see training.py).
+        self.marker_rows: nn.Parameter | None = None
+        self.first_marker_id = 0
 
-    def forward(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, positions: torch.Tensor, markers: bool = False) -> torch.Tensor:
+        if markers and self.marker_rows is not None:
+            words = self.marker_rows[ids - self.first_marker_id]
+        else:
+            words = self.word(ids)
         # SpanMarker passes token_type_ids = 0 everywhere.
-        return self.norm(self.word(ids) + self.position(positions) + self.token_type.weight[0])
+        x = self.norm(words + self.position(positions) + self.token_type.weight[0])
+        return F.dropout(x, self.dropout, self.training) if self.training else x
 
 
 class Encoder(nn.Module):
@@ -146,7 +171,7 @@ class Encoder(nn.Module):
         self, ids: torch.Tensor, positions: torch.Tensor, cache: TextCache, valid: torch.Tensor
     ) -> torch.Tensor:
         """Encode marker pairs (b, 2p) against the text cache of the same b samples."""
-        x = self.embeddings(ids, positions)
+        x = self.embeddings(ids, positions, markers=True)
         key_bias = None
         if not bool(valid.all()):
             key_bias = torch.zeros(valid.shape, dtype=x.dtype, device=x.device).masked_fill_(

@@ -157,7 +157,9 @@ class SpanModel:
         """Load a SpanMarker checkpoint folder or hub id; see `ner.load`."""
         folder = resolve_checkpoint(name_or_path, revision)
         config = SpanConfig.from_file(folder / "config.json")
-        tokenizer = SpanTokenizer.from_folder(folder, config.model_max_length, config.encoder.model_type)
+        tokenizer = SpanTokenizer.from_folder(
+            folder, config.model_max_length, config.encoder.model_type, config.cjk_words
+        )
         state = read_weights(folder, allow_pickle=allow_pickle)
         encoder = Encoder(config.encoder)
         encoder.load_hf_state_dict(state)
@@ -292,8 +294,8 @@ class SpanModel:
         hidden, cache = self.encoder.forward_text(ids, positions, valid)
         return hidden, cache, valid
 
-    def _classify(self, batch: list[_Segment], cache: list, valid: torch.Tensor) -> list[np.ndarray]:
-        """Label probabilities for every candidate span of every segment in the batch."""
+    def _logits(self, batch: list[_Segment], cache: list, valid: torch.Tensor) -> torch.Tensor:
+        """(batch, most spans, labels) logits for the spans of each segment (padding rows are junk)."""
         p = max(len(s.spans) for s in batch)
         start_pos = torch.full((len(batch), p), 2, dtype=torch.long)
         end_pos = torch.full((len(batch), p), 2, dtype=torch.long)
@@ -301,7 +303,7 @@ class SpanModel:
             start_pos[b, : len(seg.spans)] = torch.from_numpy(seg.starts + 2)
             end_pos[b, : len(seg.spans)] = torch.from_numpy(seg.ends + 2)
         chunk = max(1, self.marker_budget // (2 * len(batch)))
-        probs = []
+        logits = []
         for c0 in range(0, p, chunk):
             c1 = min(p, c0 + chunk)
             n = c1 - c0
@@ -315,9 +317,15 @@ class SpanModel:
             pos = torch.cat((start_pos[:, c0:c1], end_pos[:, c0:c1]), dim=1)
             states = self.encoder.forward_markers(ids.to(self.device), pos.to(self.device), cache, valid)
             features = torch.cat((states[:, :n], states[:, n:]), dim=-1)
-            probs.append(torch.softmax(self.classifier(features).float(), dim=-1))
-        all_probs = torch.cat(probs, dim=1).cpu().numpy()
-        return [all_probs[b, : len(seg.spans)] for b, seg in enumerate(batch)]
+            if self.classifier.training:
+                features = torch.nn.functional.dropout(features, self.config.encoder.hidden_dropout_prob)
+            logits.append(self.classifier(features))
+        return torch.cat(logits, dim=1)
+
+    def _classify(self, batch: list[_Segment], cache: list, valid: torch.Tensor) -> list[np.ndarray]:
+        """Label probabilities for every candidate span of every segment in the batch."""
+        probs = torch.softmax(self._logits(batch, cache, valid).float(), dim=-1).cpu().numpy()
+        return [probs[b, : len(seg.spans)] for b, seg in enumerate(batch)]
 
     # -- public API -----------------------------------------------------------------------------
 

@@ -168,6 +168,16 @@ def build_checkpoint(folder: Path, texts: list[str], spec: CheckpointSpec = Chec
             else:
                 param.normal_(0.0, 0.05 if name.endswith("weight") else 0.02)
     state = encoder.hf_state_dict()
+    # The encoder folder is a complete Hugging Face BertModel/XLMRobertaModel folder, usable as a
+    # base for training (markers rows are simply not used there).
+    bare = {
+        k.removeprefix("encoder."): v[:base_vocab] if "word_embeddings" in k else v for k, v in state.items()
+    }
+    save_file(
+        {k: v.contiguous() for k, v in bare.items()},
+        str(enc_dir / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     classifier_w = (
         torch.randn(len(span_labels), 2 * spec.hidden_size) * spec.classifier_std / spec.hidden_size**0.5
     )

@@ -127,12 +127,60 @@ def _load_backend(folder: Path) -> Tokenizer:
         ) from None
 
 
+def is_cjk(char: str) -> bool:
+    """Han, kana, hangul syllables and CJK punctuation: scripts written without spaces between words."""
+    code = ord(char)
+    return (
+        0x3000 <= code <= 0x30FF  # CJK punctuation, hiragana, katakana
+        or 0x3400 <= code <= 0x4DBF
+        or 0x4E00 <= code <= 0x9FFF
+        or 0xAC00 <= code <= 0xD7AF
+        or 0xF900 <= code <= 0xFAFF
+        or 0xFF00 <= code <= 0xFFEF  # full-width forms
+        or 0x20000 <= code <= 0x2FA1F
+    )
+
+
+def cjk_token_words(word_ids: list[int | None], tokens: list[str]) -> list[int | None]:
+    """Renumber words so that every subword of a CJK run is a word of its own.
+
+    A Metaspace pre-tokenizer makes a whole unspaced Chinese or Japanese sentence one "word", so no
+    entity inside it could ever be a candidate span. Models trained by spanlink treat each CJK
+    subword as a word instead (a bare "▁" joins the piece after it). Off for third-party
+    checkpoints, whose words must stay span_marker's.
+    """
+    out: list[int | None] = []
+    current, prev_word, prev_cjk, bare = -1, None, False, False
+    for word, token in zip(word_ids, tokens):
+        if word is None:
+            out.append(None)
+            continue
+        core = token.replace("\u2581", "")
+        cjk = bool(core) and all(is_cjk(c) for c in core)
+        starts = word != prev_word or cjk or prev_cjk
+        if starts and not (bare and word == prev_word):
+            current += 1
+            bare = not core
+        else:
+            bare = False
+        out.append(current)
+        prev_word, prev_cjk = word, cjk
+    return out
+
+
 class SpanTokenizer:
     """Tokenizes texts and word lists without truncation; splitting long inputs is the caller's job."""
 
-    def __init__(self, backend: Tokenizer, tok_config: dict[str, Any], model_max_length: int | None) -> None:
+    def __init__(
+        self,
+        backend: Tokenizer,
+        tok_config: dict[str, Any],
+        model_max_length: int | None,
+        cjk_words: bool = False,
+    ) -> None:
         self.backend = backend
         self.config = tok_config
+        self.cjk_words = cjk_words
         backend.no_truncation()
         backend.no_padding()
         # Markers are special tokens; adding them is a no-op when the checkpoint already has them.
@@ -152,14 +200,16 @@ class SpanTokenizer:
         self.num_special = backend.num_special_tokens_to_add(is_pair=False)
 
     @classmethod
-    def from_folder(cls, folder: Path, model_max_length: int | None, encoder_type: str = "") -> SpanTokenizer:
+    def from_folder(
+        cls, folder: Path, model_max_length: int | None, encoder_type: str = "", cjk_words: bool = False
+    ) -> SpanTokenizer:
         """Load from a checkpoint folder; `encoder_type` names the tokenizer class if the config does not."""
         tok_config = _read_json(folder / "tokenizer_config.json")
         if not tok_config.get("tokenizer_class") and encoder_type in _CLASS_BY_ENCODER:
             tok_config["tokenizer_class"] = _CLASS_BY_ENCODER[encoder_type]
         backend = _load_backend(folder)
         _apply_transformers_v4_adjustments(backend, tok_config)
-        return cls(backend, tok_config, model_max_length)
+        return cls(backend, tok_config, model_max_length, cjk_words)
 
     def __len__(self) -> int:
         return self.backend.get_vocab_size(with_added_tokens=True)
@@ -174,7 +224,10 @@ class SpanTokenizer:
         )
 
     def encode(self, texts: list[str]) -> list[Encoded]:
-        return [_to_encoded(e) for e in self.backend.encode_batch(texts, add_special_tokens=True)]
+        return [
+            _to_encoded(e, cjk=self.cjk_words)
+            for e in self.backend.encode_batch(texts, add_special_tokens=True)
+        ]
 
     def encode_words(self, word_lists: list[list[str]]) -> list[Encoded]:
         encs = self.backend.encode_batch(word_lists, is_pretokenized=True, add_special_tokens=True)
@@ -185,8 +238,8 @@ class SpanTokenizer:
         return [len(e.ids) for e in self.backend.encode_batch_fast(texts, add_special_tokens=True)]
 
 
-def _to_encoded(enc: Any, num_words: int | None = None) -> Encoded:
-    word_ids = enc.word_ids
+def _to_encoded(enc: Any, num_words: int | None = None, cjk: bool = False) -> Encoded:
+    word_ids = cjk_token_words(enc.word_ids, enc.tokens) if cjk else enc.word_ids
     offsets = enc.offsets
     if num_words is None:
         present = [w for w in word_ids if w is not None]

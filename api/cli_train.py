@@ -1,0 +1,169 @@
+"""`spanlink train` and `spanlink evaluate`: the NER model's training and evaluation commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from api.cli import app, fail, load_model
+
+
+def _label_map(spec: str | None) -> dict[str, str | None] | None:
+    """ "OTH=MISC,EVT=" -> {"OTH": "MISC", "EVT": None} (an empty target drops the label)."""
+    if not spec:
+        return None
+    mapping: dict[str, str | None] = {}
+    for item in spec.split(","):
+        if "=" not in item:
+            raise fail(f"--label-map items look like FROM=TO (empty TO drops the label), got {item!r}")
+        source, target = item.split("=", 1)
+        mapping[source.strip()] = target.strip() or None
+    return mapping
+
+
+def _read(files: list[Path], fmt: str, scheme: str, label_map: dict | None) -> dict[Path, list]:
+    from ner.corpora import CorpusError, read_corpus
+
+    out = {}
+    for path in files:
+        try:
+            out[path] = read_corpus(path, format=fmt, scheme=scheme, label_map=label_map)
+        except (CorpusError, OSError, ValueError) as exc:
+            raise fail(str(exc)) from None
+    return out
+
+
+def _spread(items: list, n: int) -> list:
+    """n items spread evenly over the list (all of them when n is 0 or larger than the list)."""
+    if n <= 0 or n >= len(items):
+        return items
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
+
+
+@app.command()
+def train(
+    train_files: Annotated[
+        list[Path], typer.Option("--train", help="Training files (conll, .iob2, .jsonl).")
+    ],
+    out: Annotated[Path, typer.Option(help="Run folder: resumable state, then the model in OUT/model.")],
+    dev_files: Annotated[list[Path] | None, typer.Option("--dev", help="Development files.")] = None,
+    labels: Annotated[str | None, typer.Option(help="Entity types to learn, e.g. PER,ORG,LOC,MISC.")] = None,
+    label_map: Annotated[str | None, typer.Option(help="Rename/drop labels: OTH=MISC,EVT=")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto, conll, iob2 or jsonl.")] = "auto",
+    scheme: Annotated[str, typer.Option(help="auto, iob1, iob2, bioes or bilou.")] = "auto",
+    base: Annotated[
+        str, typer.Option(help="e5-small (embedded), an encoder folder or a hub id.")
+    ] = "e5-small",
+    epochs: Annotated[float, typer.Option(min=0.0001)] = 3.0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    lr: Annotated[float, typer.Option(min=0.0)] = 5e-5,
+    negatives: Annotated[int, typer.Option(min=0, help="Negative spans sampled per sentence.")] = 32,
+    entity_max_length: Annotated[int, typer.Option(min=1)] = 8,
+    model_max_length: Annotated[int, typer.Option(min=16)] = 256,
+    max_minutes: Annotated[float | None, typer.Option(help="Stop after this long; rerun to resume.")] = None,
+    dev_sample: Annotated[
+        int, typer.Option(help="Dev sentences per file scored after each epoch (0 = all).")
+    ] = 500,
+    seed: int = 0,
+    device: Annotated[str | None, typer.Option(help="Defaults to cuda when available.")] = None,
+) -> None:
+    """Fine-tune a SpanMarker model; rerunning the same command resumes an interrupted run."""
+    import torch
+
+    from ner.building import new_span_model
+    from ner.errors import NerError
+    from ner.scoring import score_model
+    from ner.training import TrainConfig, finish_markers
+    from ner.training import train as run_training
+    from ner.training_data import prepare
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    mapping = _label_map(label_map)
+    train_sets = _read(train_files, fmt, scheme, mapping)
+    dev_sets = _read(dev_files or [], fmt, scheme, mapping)
+    sentences = [s for ss in train_sets.values() for s in ss]
+    found = sorted({span.label for s in sentences for span in s.spans})
+    wanted = [label.strip() for label in labels.split(",")] if labels else found
+    if not wanted:
+        raise fail("the training files hold no entities")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        model = new_span_model(
+            base, wanted, entity_max_length=entity_max_length, model_max_length=model_max_length, seed=seed
+        )
+    except (NerError, ValueError, ImportError) as exc:
+        raise fail(str(exc)) from None
+    model.device = torch.device(device)
+    model.encoder.to(device)
+    model.classifier.to(device)
+    label2id = {label: i for i, label in enumerate(model.config.labels)}
+    examples, stats = prepare(sentences, model.tokenizer, label2id, entity_max_length, model.max_tokens)
+    typer.echo(
+        f"{stats.sentences} sentences, {stats.entities} entities; not trainable: "
+        f"{stats.too_long} longer than {entity_max_length} words, "
+        f"{stats.truncated} sentences over {model.max_tokens} tokens; "
+        f"{stats.misaligned} entities snapped to word boundaries",
+        err=True,
+    )
+    dev = {path: _spread(ss, dev_sample) for path, ss in dev_sets.items()}
+
+    def evaluate(m) -> dict:  # noqa: ANN001
+        return {str(p): round(score_model(m, ss).accumulator.compute().f1 * 100, 2) for p, ss in dev.items()}
+
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, negatives=negatives, seed=seed)
+    try:
+        result = run_training(
+            model, examples, out, config, max_minutes=max_minutes, evaluate=evaluate if dev else None
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    if result["finished"]:
+        finish_markers(model)
+        model.save_pretrained(out / "model")
+        typer.echo(f"model written to {out / 'model'}", err=True)
+    else:
+        typer.echo(f"stopped at step {result['step']}/{result['total_steps']}; rerun to resume", err=True)
+    typer.echo(json.dumps(result))
+
+
+@app.command()
+def evaluate(
+    data: Annotated[list[Path], typer.Option("--data", help="Gold files (conll, .iob2, .jsonl).")],
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model folder or hub id.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto, conll, iob2 or jsonl.")] = "auto",
+    scheme: Annotated[str, typer.Option(help="auto, iob1, iob2, bioes or bilou.")] = "auto",
+    label_map: Annotated[str | None, typer.Option(help="Rename/drop gold labels: OTH=MISC,EVT=")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    limit: Annotated[
+        int, typer.Option(help="Score only this many sentences per file, spread out (0 = all).")
+    ] = 0,
+    device: Annotated[str | None, typer.Option()] = None,
+    dtype: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Entity-level precision, recall and F1 (exact span and label), per file and overall, as JSON."""
+    from ner.evaluation import merge_accumulators
+    from ner.scoring import score_model
+
+    sets = _read(data, fmt, scheme, _label_map(label_map))
+    span_model = load_model(model, device, dtype, False)
+    files, accumulators, seconds, count = {}, [], 0.0, 0
+    for path, sentences in sets.items():
+        run = score_model(
+            span_model, _spread(sentences, limit), batch_size=batch_size, show_progress_bar=True
+        )
+        files[str(path)] = {
+            **run.accumulator.compute().to_dict(),
+            "sentences_per_second": run.sentences_per_second,
+        }
+        accumulators.append(run.accumulator)
+        seconds += run.seconds
+        count += run.sentences
+    overall = merge_accumulators(accumulators).compute().to_dict()
+    overall["sentences_per_second"] = count / seconds if seconds else 0.0
+    typer.echo(json.dumps({"model": model, "files": files, "overall": overall}, indent=2))

@@ -1,0 +1,117 @@
+"""A new, untrained span model on top of a plain encoder: the starting point of `spanlink train`.
+
+The result is a SpanMarker model in every respect (config layout, parameter names, marker tokens),
+so what training writes loads in spanlink and in `span_marker` alike.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ner.config import SpanConfig
+from ner.encoder import Encoder
+from ner.errors import CheckpointError
+from ner.loading import read_weights, resolve_checkpoint
+from ner.model import SpanModel
+from ner.tokenization import SpanTokenizer
+
+SPAN_MARKER_FORMAT_VERSION = "1.8.1"  # the span_marker release whose checkpoint layout we write
+
+
+def base_encoder_folder(base: str | Path) -> Path:
+    """ "e5-small" (the embedded default, converted on first use), a local encoder folder, or a hub id."""
+    if str(base) == "e5-small":
+        from ner.base_encoder import ensure_base_encoder
+
+        return ensure_base_encoder("e5-small")
+    return resolve_checkpoint(base)
+
+
+def _encoder_prefix(state: dict[str, torch.Tensor]) -> str:
+    """'' for a bare BertModel, 'bert.' / 'roberta.' for task-model checkpoints."""
+    for key in state:
+        if key.endswith("embeddings.word_embeddings.weight"):
+            return key.removesuffix("embeddings.word_embeddings.weight")
+    raise CheckpointError("the base encoder's weights have no embeddings.word_embeddings.weight")
+
+
+def new_span_model(
+    base: str | Path,
+    labels: list[str],
+    *,
+    entity_max_length: int = 8,
+    model_max_length: int = 256,
+    marker_max_length: int = 128,
+    cjk_words: bool = True,
+    seed: int = 0,
+) -> SpanModel:
+    """Wrap a BERT-family encoder into a SpanMarker model with fresh markers and classifier.
+
+    Args:
+        base (str | Path): "e5-small", an encoder folder (config.json, safetensors, tokenizer) or hub id.
+        labels (list[str]): entity types, without "O" (it is added first, as SpanMarker orders them).
+        entity_max_length (int): longest candidate span in words. Defaults to 8.
+        model_max_length (int): longest input in tokens. Defaults to 256.
+        marker_max_length (int): kept in the config for span_marker. Defaults to 128.
+        cjk_words (bool): treat every CJK subword as a word (see `ner.tokenization.cjk_token_words`).
+        seed (int): initialises the new weights. Defaults to 0.
+
+    Returns:
+        SpanModel: in float32 on the CPU, in eval mode.
+    """
+    if not labels or "O" in labels:
+        raise ValueError(f"labels must be the entity types without 'O', got {labels}")
+    folder = base_encoder_folder(base)
+    try:
+        enc_raw: dict[str, Any] = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{folder} has no readable config.json: {exc}") from None
+    if enc_raw.get("model_type") == "span-marker":
+        raise CheckpointError(
+            f"{folder} is already a SpanMarker model; load it with ner.load to fine-tune further"
+        )
+    span_labels = ["O", *sorted(labels)]
+    tokenizer = SpanTokenizer.from_folder(folder, model_max_length, enc_raw.get("model_type", ""), cjk_words)
+    state = read_weights(folder)
+    prefix = _encoder_prefix(state)
+    words = state[prefix + "embeddings.word_embeddings.weight"]
+    # span_marker resizes to len(tokenizer) with pad_to_multiple_of=8; never shrink a larger table.
+    vocab = max(-(-len(tokenizer) // 8) * 8, words.shape[0])
+    encoder_section = {
+        **enc_raw,
+        "_name_or_path": str(folder),
+        "vocab_size": vocab,
+        "id2label": {str(i): label for i, label in enumerate(span_labels)},
+        "label2id": {label: i for i, label in enumerate(span_labels)},
+    }
+    raw = {
+        "model_type": "span-marker",
+        "architectures": ["SpanMarkerModel"],
+        "encoder": encoder_section,
+        "entity_max_length": entity_max_length,
+        "marker_max_length": marker_max_length,
+        "model_max_length": model_max_length,
+        "max_prev_context": None,
+        "max_next_context": None,
+        "trained_with_document_context": False,
+        "span_marker_version": SPAN_MARKER_FORMAT_VERSION,
+        "spanlink_cjk_words": cjk_words,
+    }
+    config = SpanConfig.from_dict(raw)
+    generator = torch.Generator().manual_seed(seed)
+    words = torch.cat((words, torch.zeros(vocab - words.shape[0], words.shape[1])))
+    for marker in (tokenizer.start_id, tokenizer.end_id):  # fresh rows, as span_marker's resize gives
+        words[marker] = torch.randn(words.shape[1], generator=generator) * 0.02
+    state = {**state, prefix + "embeddings.word_embeddings.weight": words}
+    encoder = Encoder(config.encoder)
+    encoder.load_hf_state_dict(state, prefix=prefix)
+    classifier = nn.Linear(2 * config.encoder.hidden_size, len(span_labels))
+    with torch.no_grad():
+        classifier.weight.normal_(0.0, 0.02, generator=generator)
+        classifier.bias.zero_()
+    return SpanModel(config, tokenizer, encoder, classifier, name=f"new model on {base}")

@@ -1,0 +1,42 @@
+"""Score a model on gold sentences: what `spanlink evaluate` and training's dev checks run.
+
+Predictions come from `extract` on the sentence *text* (as users call it), compared with the gold
+character spans by exact span and label. Every gold entity counts, also those longer than
+`entity_max_length` or beyond the model's length (span_marker's evaluation drops both).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ner.corpora import Sentence
+from ner.evaluation import EntityAccumulator
+from ner.model import SpanModel
+
+
+@dataclass
+class ScoreRun:
+    accumulator: EntityAccumulator
+    seconds: float
+    sentences: int
+
+    @property
+    def sentences_per_second(self) -> float:
+        return self.sentences / self.seconds if self.seconds > 0 else 0.0
+
+
+def score_model(
+    model: SpanModel, sentences: list[Sentence], *, batch_size: int = 64, show_progress_bar: bool = False
+) -> ScoreRun:
+    """Extract on each sentence's text and count exact matches against its gold spans."""
+    texts = [s.text for s in sentences]
+    start = time.perf_counter()
+    predictions = model.extract(
+        texts, batch_size=batch_size, strip_spaces=True, show_progress_bar=show_progress_bar
+    )
+    seconds = time.perf_counter() - start
+    accumulator = EntityAccumulator()
+    for sentence, entities in zip(sentences, predictions):
+        accumulator.update(sentence.char_entities(), [(e.start, e.end, e.label) for e in entities])
+    return ScoreRun(accumulator, seconds, len(sentences))

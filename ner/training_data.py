@@ -1,0 +1,127 @@
+"""Training examples for span models: gold spans in the model's own words, plus sampled negatives.
+
+Training reads each sentence the way inference will: the text goes through the model's tokenizer,
+whose pre-tokenizer (and CJK rule) defines the words, and gold character spans are mapped onto
+those words. So train and test see the same candidate spans, whatever tokenization the corpus used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ner.corpora import Sentence
+from ner.tokenization import Encoded, SpanTokenizer, candidate_spans
+
+
+@dataclass
+class Example:
+    """One sentence, tokenized, with its gold spans as (word start, word end, label id)."""
+
+    enc: Encoded
+    gold: list[tuple[int, int, int]]
+
+    @property
+    def cost(self) -> int:
+        return self.enc.num_tokens
+
+
+@dataclass
+class PrepStats:
+    """What preparation dropped, so the caller can warn (SpanMarker's EntityTracker, per cause)."""
+
+    sentences: int = 0
+    entities: int = 0
+    too_long: int = 0  # more words than entity_max_length
+    misaligned: int = 0  # boundaries inside a word: snapped outward to whole words
+    truncated: int = 0  # sentence longer than the model: skipped
+
+
+def _word_span(enc: Encoded, start: int, end: int) -> tuple[int, int] | None:
+    """Words overlapping the characters [start, end) (offsets may include a leading space)."""
+    first = last = None
+    for w, chars in enumerate(enc.word_chars):
+        if chars is None or chars[1] <= start or chars[0] >= end:
+            continue
+        if first is None:
+            first = w
+        last = w
+    return None if first is None else (first, last + 1)
+
+
+def prepare(
+    sentences: list[Sentence],
+    tokenizer: SpanTokenizer,
+    label2id: dict[str, int],
+    entity_max_length: int,
+    max_tokens: int,
+) -> tuple[list[Example], PrepStats]:
+    """Tokenize sentences and map their gold spans to word spans of the model's tokenizer."""
+    stats = PrepStats()
+    examples: list[Example] = []
+    encs = tokenizer.encode([s.text for s in sentences])
+    for sentence, enc in zip(sentences, encs):
+        stats.sentences += 1
+        stats.entities += len(sentence.spans)
+        if enc.num_tokens > max_tokens or enc.num_words == 0:
+            stats.truncated += 1
+            continue
+        gold: list[tuple[int, int, int]] = []
+        for span in sentence.spans:
+            if span.label not in label2id:
+                continue
+            words = _word_span(enc, span.char_start, span.char_end)
+            if words is None:
+                stats.misaligned += 1
+                continue
+            chars = (enc.word_chars[words[0]][0], enc.word_chars[words[1] - 1][1])
+            text = sentence.text[chars[0] : chars[1]]
+            if text.strip() != sentence.text[span.char_start : span.char_end].strip():
+                stats.misaligned += 1
+            if words[1] - words[0] > entity_max_length:
+                stats.too_long += 1
+                continue
+            gold.append((words[0], words[1], label2id[span.label]))
+        examples.append(Example(enc, sorted(set(gold))))
+    return examples, stats
+
+
+def sample_spans(
+    example: Example,
+    entity_max_length: int,
+    negatives: int,
+    hard_fraction: float,
+    rng: np.random.Generator,
+    outside_id: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gold spans plus up to `negatives` non-entity spans, half of them (by default) "hard" ones that
+    overlap a gold span: the boundary errors a span classifier most needs to learn to reject.
+
+    Returns:
+        (spans (n, 2), labels (n,)).
+    """
+    candidates = candidate_spans(example.enc.num_words, entity_max_length)
+    gold = {(s, e): label for s, e, label in example.gold}
+    is_gold = np.array([(int(s), int(e)) in gold for s, e in candidates], dtype=bool)
+    negative = candidates[~is_gold]
+    if len(negative) > negatives:
+        overlap = np.zeros(len(negative), dtype=bool)
+        for s, e in gold:
+            overlap |= (negative[:, 0] < e) & (negative[:, 1] > s)
+        hard = np.flatnonzero(overlap)
+        easy = np.flatnonzero(~overlap)
+        n_hard = min(len(hard), int(round(negatives * hard_fraction)))
+        picked = np.concatenate(
+            (
+                rng.choice(hard, n_hard, replace=False),
+                rng.choice(easy, min(len(easy), negatives - n_hard), replace=False),
+            )
+        ).astype(np.int64)
+        negative = negative[np.sort(picked)]
+    gold_spans = np.array([[s, e] for s, e in gold], dtype=np.int64).reshape(-1, 2)
+    spans = np.concatenate((gold_spans, negative))
+    labels = np.concatenate(
+        (np.array(list(gold.values()), dtype=np.int64), np.full(len(negative), outside_id, dtype=np.int64))
+    )
+    return spans, labels
