@@ -86,8 +86,6 @@ def load_model(model: str | None, device: str | None, dtype: str | None, allow_p
     """`ner.load` with CLI-style errors."""
     import ner
 
-    if model is None:
-        raise fail("no model given: pass --model PATH (a SpanMarker checkpoint folder or hub id)")
     try:
         return ner.load(model, device=device, dtype=dtype, allow_pickle=allow_pickle)
     except (ner.NerError, ValueError) as exc:

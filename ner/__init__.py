@@ -18,7 +18,7 @@ __all__ = ["CheckpointError", "Entity", "InputError", "NerError", "PickleRefused
 
 
 def load(
-    name_or_path: str | Path,
+    name_or_path: str | Path | None = None,
     *,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
@@ -28,8 +28,9 @@ def load(
     """Load a SpanMarker checkpoint.
 
     Args:
-        name_or_path (str | Path): a checkpoint folder (config.json with model_type "span-marker",
+        name_or_path (str | Path | None): a checkpoint folder (config.json with model_type "span-marker",
             model.safetensors, tokenizer files), or a Hugging Face hub id where the network allows.
+            Defaults to the embedded default model (`data/default-model`, a delta over e5-small).
         device (str | torch.device | None): "cpu", "cuda", ... Defaults to the CPU.
         dtype (str | torch.dtype | None): "float32" (default, exact), "bfloat16", "float16" (GPU), or
             "int8" (dynamic quantization of the linear layers, CPU). The last three change scores slightly.
@@ -42,6 +43,18 @@ def load(
     Raises:
         CheckpointError: missing, corrupt or mismatched files (PickleRefused for pickle-only weights).
     """
+    from ner.default_model import default_model_dir, is_delta_folder, load_delta
+
+    if name_or_path is None:
+        folder = default_model_dir()
+        if not is_delta_folder(folder):
+            raise CheckpointError(
+                f"no default model at {folder} (set SPANLINK_DEFAULT_MODEL, or name a model: "
+                "a SpanMarker checkpoint folder or hub id)"
+            )
+        return load_delta(folder, device=device, dtype=dtype)
+    if is_delta_folder(Path(name_or_path)):
+        return load_delta(Path(name_or_path), device=device, dtype=dtype)
     return SpanModel.from_pretrained(
         name_or_path, device=device, dtype=dtype, allow_pickle=allow_pickle, revision=revision
     )

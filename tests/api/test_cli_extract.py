@@ -84,7 +84,6 @@ def test_bad_jsonl(tiny_checkpoint, tmp_path, content, message):
         (["extract", "-m", "/no/such/model", "x"], "no model folder"),
         (["extract", "-m", "{ckpt}", "-i", "/no/such/file.txt"], "cannot read /no/such/file.txt"),
         (["extract", "-m", "{ckpt}"], "nothing to do"),
-        (["extract", "x"], "no model given"),
         (["extract", "-m", "{ckpt}", "--dtype", "float8", "x"], "dtype 'float8'"),
     ],
 )
@@ -106,3 +105,9 @@ def test_console_script_runs(tiny_checkpoint):
     )
     assert proc.returncode == 0, proc.stderr
     assert _lines(proc.stdout)[0]["text"] == "Paris"
+
+
+def test_no_default_model_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPANLINK_DEFAULT_MODEL", str(tmp_path / "empty"))
+    result = runner.invoke(app, ["extract", "x"])
+    assert result.exit_code == 1 and "no default model at" in result.stderr
