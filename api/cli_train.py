@@ -167,3 +167,23 @@ def evaluate(
     overall = merge_accumulators(accumulators).compute().to_dict()
     overall["sentences_per_second"] = count / seconds if seconds else 0.0
     typer.echo(json.dumps({"model": model, "files": files, "overall": overall}, indent=2))
+
+
+@app.command("export-delta")
+def export_delta_command(
+    model: Annotated[str, typer.Option("--model", "-m", help="A model spanlink train built on e5-small.")],
+    out: Annotated[Path, typer.Option(help="Folder to write (e.g. data/default-model).")],
+    card: Annotated[Path | None, typer.Option(help="Model card (markdown) to write beside it.")] = None,
+) -> None:
+    """Write a model trained on the embedded e5-small as a float16 delta over it (as the default ships)."""
+    from ner.base_encoder import KNOWN_SOURCE_SHA256
+    from ner.default_model import export_delta
+
+    span_model = load_model(model, None, None, False)
+    base = str(span_model.config.raw.get("encoder", {}).get("_name_or_path", ""))
+    if "e5-small" not in Path(base).name:
+        raise fail(f"{model} was not trained on the embedded e5-small base (its encoder is {base!r})")
+    text = card.read_text(encoding="utf-8") if card else ""
+    folder = export_delta(span_model, out, "e5-small", KNOWN_SOURCE_SHA256["e5-small"], text)
+    size = sum(f.stat().st_size for f in folder.iterdir()) / 1e6
+    typer.echo(f"wrote {folder} ({size:.1f} MB)", err=True)
