@@ -1,0 +1,244 @@
+"""The model-free linking core: score candidate entities for a mention group and decide.
+
+Everything here works on names, labels and vectors only, so it is tested and tuned without a
+model or a database. ``MemoryEntities`` is an in-memory entity table with the same candidate
+logic as the store-backed one in ``linking.linker`` (alias-key blocking plus nearest centroids);
+``link_embeddings`` runs the whole cross-document clustering over it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from linking.names import form_similarity, name_keys
+from linking.settings import LinkSettings
+
+
+@dataclass
+class GroupView:
+    """One in-document mention group, as the linker sees it.
+
+    Attributes:
+        forms (list[str]): Surface forms of the group's mentions (repeats allowed).
+        label (str): The group's type (the most frequent mention label).
+        vector (np.ndarray | None): L2-normalized mean of the mention vectors.
+    """
+
+    forms: list[str]
+    label: str
+    vector: np.ndarray | None = None
+
+
+@dataclass
+class EntityView:
+    """A candidate entity: canonical name, type, alias surfaces and normalized centroid."""
+
+    id: int
+    name: str
+    label: str
+    aliases: list[str]
+    vector: np.ndarray | None = None
+    mention_count: int = 0
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    """Why a candidate scored what it did."""
+
+    entity_id: int
+    score: float
+    name: float
+    cosine: float
+    same_type: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome for one group: the chosen entity (None = new entity) and the ranked candidates."""
+
+    entity_id: int | None
+    score: float
+    candidates: tuple[CandidateScore, ...] = ()
+
+
+def name_similarity(forms: Iterable[str], aliases: Iterable[str]) -> float:
+    """Best ``form_similarity`` between any group form and any alias."""
+    aliases = list(dict.fromkeys(aliases))
+    best = 0.0
+    for form in dict.fromkeys(forms):
+        for alias in aliases:
+            best = max(best, form_similarity(form, alias))
+            if best >= 1.0:
+                return 1.0
+    return best
+
+
+def group_label(labels: Sequence[str]) -> str:
+    """The most frequent label, ties broken by first occurrence."""
+    counts: dict[str, int] = defaultdict(int)
+    for label in labels:
+        counts[label] += 1
+    return max(counts, key=lambda label: (counts[label], -labels.index(label)))
+
+
+def mean_vector(vectors: np.ndarray) -> np.ndarray | None:
+    """L2-normalized mean of L2-normalized rows; None when there is nothing to average."""
+    if vectors is None or len(vectors) == 0:
+        return None
+    rows = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    rows = rows[norms[:, 0] > 0] / norms[norms[:, 0] > 0]
+    if len(rows) == 0:
+        return None
+    mean = rows.mean(0)
+    norm = float(np.linalg.norm(mean))
+    return mean / norm if norm > 0 else None
+
+
+def score_candidate(group: GroupView, entity: EntityView, settings: LinkSettings) -> CandidateScore:
+    """Combine name similarity, centroid cosine and type agreement into one link score."""
+    name = name_similarity(group.forms, [entity.name, *entity.aliases])
+    cosine = 0.0
+    if group.vector is not None and entity.vector is not None:
+        cosine = float(np.dot(group.vector, entity.vector))
+    same_type = group.label == entity.label
+    score = settings.name_weight * name + settings.vector_weight * cosine + settings.type_weight * same_type
+    if name < settings.min_name_similarity and cosine < settings.vector_only_cosine:
+        score = -math.inf  # neither the name nor the vector vouches for this candidate
+    return CandidateScore(entity.id, score, name, cosine, same_type)
+
+
+def decide(group: GroupView, candidates: Sequence[EntityView], settings: LinkSettings) -> Decision:
+    """Pick the best-scoring candidate at or above ``link_threshold``, else a new entity."""
+    scores = sorted(
+        (score_candidate(group, c, settings) for c in candidates),
+        key=lambda s: (-s.score, s.entity_id),
+    )
+    if scores and scores[0].score >= settings.link_threshold:
+        return Decision(scores[0].entity_id, scores[0].score, tuple(scores))
+    return Decision(None, scores[0].score if scores else -math.inf, tuple(scores))
+
+
+@dataclass
+class MemoryEntities:
+    """An in-memory entity table: alias keys, centroids and counts, updated as groups are linked.
+
+    Mirrors what the store does on ingest (centroid = mean of normalized mention vectors, one alias
+    per surface form), so tuning on it predicts the store-backed linker.
+    """
+
+    dim: int
+    entities: dict[int, EntityView] = field(default_factory=dict)
+    sums: dict[int, np.ndarray] = field(default_factory=dict)
+    keys: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+    _next_id: int = 1
+
+    def candidates(
+        self, group: GroupView, settings: LinkSettings, vector_ids: Sequence[int] | None = None
+    ) -> list[EntityView]:
+        """Entities sharing an alias key with a group form, plus the nearest centroids.
+
+        Args:
+            group (GroupView): The group to find candidates for.
+            settings (LinkSettings): Candidate counts.
+            vector_ids (Sequence[int] | None): Nearest entities found elsewhere (the store's FAISS
+                index); when None they are computed here by exact search.
+        """
+        hits: dict[int, int] = defaultdict(int)
+        for key in {k for form in group.forms for k in name_keys(form)}:
+            for entity_id in self.keys.get(key, ()):
+                hits[entity_id] += 1
+        ranked = sorted(hits, key=lambda e: (-hits[e], -self.entities[e].mention_count))
+        chosen = ranked[: settings.name_candidates]
+        if vector_ids is not None:
+            chosen.extend(e for e in vector_ids if e not in hits and e in self.entities)
+        elif group.vector is not None and settings.vector_candidates and self.entities:
+            ids = list(self.entities)
+            matrix = np.stack([self._unit(e) for e in ids])
+            sims = matrix @ group.vector
+            top = np.argsort(-sims)[: settings.vector_candidates]
+            chosen.extend(ids[t] for t in top if ids[t] not in hits)
+        return [self.entities[e] for e in chosen]
+
+    def put(self, entity: EntityView) -> None:
+        """Insert or replace an entity (from the store), filing its name and aliases under their keys."""
+        self.remove(entity.id)
+        self.entities[entity.id] = entity
+        for form in [entity.name, *entity.aliases]:
+            for key in name_keys(form):
+                self.keys[key].add(entity.id)
+
+    def remove(self, entity_id: int) -> None:
+        """Forget an entity (merged away, or left without mentions)."""
+        old = self.entities.pop(entity_id, None)
+        self.sums.pop(entity_id, None)
+        if old is not None:
+            for form in [old.name, *old.aliases]:
+                for key in name_keys(form):
+                    self.keys.get(key, set()).discard(entity_id)
+
+    def _unit(self, entity_id: int) -> np.ndarray:
+        vector = self.entities[entity_id].vector
+        return vector if vector is not None else np.zeros(self.dim, np.float32)
+
+    def add(self, group: GroupView, vectors: np.ndarray | None, entity_id: int | None) -> int:
+        """Record a linked group (``entity_id``) or create an entity for it (``None``)."""
+        if entity_id is None:
+            entity_id = self._next_id
+            self._next_id += 1
+            self.entities[entity_id] = EntityView(entity_id, group.forms[0], group.label, [], None, 0)
+            self.sums[entity_id] = np.zeros(self.dim, np.float32)
+        entity = self.entities[entity_id]
+        for form in group.forms:
+            norm = " ".join(form.casefold().split())
+            if norm not in entity.aliases:
+                entity.aliases.append(norm)
+                for key in name_keys(form):
+                    self.keys[key].add(entity_id)
+        entity.mention_count += len(group.forms)
+        if vectors is not None and len(vectors):
+            rows = np.asarray(vectors, np.float32)
+            norms = np.linalg.norm(rows, axis=1, keepdims=True)
+            self.sums[entity_id] += (rows / np.where(norms > 0, norms, 1)).sum(0)
+            total = float(np.linalg.norm(self.sums[entity_id]))
+            entity.vector = self.sums[entity_id] / total if total > 0 else None
+        return entity_id
+
+
+def link_embeddings(
+    documents: Sequence[Sequence[tuple[GroupView, np.ndarray | None]]],
+    settings: LinkSettings | None = None,
+    dim: int | None = None,
+) -> list[list[int]]:
+    """Cluster mention groups of a stream of documents into entities, with no model or store.
+
+    Args:
+        documents: Per document, its groups with their mention vectors (rows, or None).
+        settings (LinkSettings | None): Weights and thresholds. Defaults to ``LinkSettings()``.
+        dim (int | None): Vector size. Defaults to the first vector's size (or 1).
+
+    Returns:
+        list[list[int]]: Per document, the entity id of each group (ids start at 1).
+
+    >>> g = GroupView(["Nigel Farage"], "PER")
+    >>> docs = [[(g, None)], [(GroupView(["Farage'a"], "PER"), None)]]
+    >>> link_embeddings(docs, LinkSettings(link_threshold=0.9))
+    [[1], [1]]
+    """
+    settings = settings or LinkSettings()
+    if dim is None:
+        dim = next((len(v[0]) for doc in documents for _, v in doc if v is not None and len(v)), 1)
+    table = MemoryEntities(dim)
+    out = []
+    for doc in documents:
+        ids = []
+        for group, vectors in doc:
+            decision = decide(group, table.candidates(group, settings), settings)
+            ids.append(table.add(group, vectors, decision.entity_id))
+        out.append(ids)
+    return out

@@ -1,0 +1,132 @@
+"""Mention vectors for linking: contextual span embeddings, surface-form embeddings, or both.
+
+An embedder maps ``(text, spans)`` to one L2-normalized float32 row per span. Three kinds
+(``VECTOR_KINDS``): ``span`` is the NER encoder's contextual span vector (``embed_spans``);
+``surface`` is a sentence embedding of the mention string alone ("query: Wielka Brytania"),
+which e5 places close to its translations ("query: Великобритания") whatever the context;
+``mix`` adds the two normalized vectors. Surface vectors are cached by string, since names
+repeat across a corpus far more than they vary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from linking.settings import VECTOR_KINDS
+
+
+class Embedder(Protocol):
+    """What the linker needs: a vector size and one normalized vector per character span."""
+
+    dim: int
+
+    def embed(self, text: str, spans: Sequence[tuple[int, int]]) -> np.ndarray: ...
+
+
+def _normalize(rows: np.ndarray) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.where(norms > 0, norms, 1.0)
+
+
+class SpanEmbedder:
+    """Contextual span vectors from a ``ner.SpanModel`` (mean of the span's final subword states)."""
+
+    def __init__(self, model) -> None:  # noqa: ANN001 - a ner.SpanModel
+        self.model = model
+        self.dim = int(model.hidden_size)
+
+    def embed(self, text: str, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+        if not spans:
+            return np.zeros((0, self.dim), np.float32)
+        return _normalize(self.model.embed_spans(text, list(spans)))
+
+
+class SurfaceEmbedder:
+    """Mean-pooled e5 sentence embeddings of the mention strings, with e5's ``"query: "`` prefix.
+
+    Args:
+        folder (str | Path | None): A BERT-family encoder folder. Defaults to the bundled e5-small
+            (``ner.base_encoder.ensure_base_encoder()``).
+        batch_size (int): Strings per forward pass. Defaults to 64.
+    """
+
+    def __init__(self, folder: str | Path | None = None, batch_size: int = 64) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        if folder is None:
+            from ner.base_encoder import ensure_base_encoder
+
+            folder = ensure_base_encoder()
+        self._torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self.encoder = AutoModel.from_pretrained(str(folder), add_pooling_layer=False).eval()
+        self.dim = int(self.encoder.config.hidden_size)
+        self.batch_size = batch_size
+        self.cache: dict[str, np.ndarray] = {}
+
+    def embed_strings(self, strings: Sequence[str]) -> np.ndarray:
+        """One normalized vector per string (cached)."""
+        missing = [s for s in dict.fromkeys(strings) if s not in self.cache]
+        torch = self._torch
+        for at in range(0, len(missing), self.batch_size):
+            chunk = missing[at : at + self.batch_size]
+            batch = self.tokenizer(
+                ["query: " + s for s in chunk],
+                padding=True,
+                truncation=True,
+                max_length=64,
+                return_tensors="pt",
+            )
+            with torch.inference_mode():
+                hidden = self.encoder(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = ((hidden * mask).sum(1) / mask.sum(1)).float().numpy()
+            for s, row in zip(chunk, _normalize(pooled)):
+                self.cache[s] = row
+        if not strings:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([self.cache[s] for s in strings])
+
+    def embed(self, text: str, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+        return self.embed_strings([" ".join(text[s:e].split()) for s, e in spans])
+
+
+class MixEmbedder:
+    """The normalized sum of a span and a surface embedding (same size required)."""
+
+    def __init__(self, span: Embedder, surface: Embedder) -> None:
+        if span.dim != surface.dim:
+            raise ValueError(f"mix needs equal vector sizes, got {span.dim} and {surface.dim}")
+        self.span, self.surface, self.dim = span, surface, span.dim
+
+    def embed(self, text: str, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+        if not spans:
+            return np.zeros((0, self.dim), np.float32)
+        return _normalize(self.span.embed(text, spans) + self.surface.embed(text, spans))
+
+
+def make_embedder(kind: str, model=None, surface_folder: str | Path | None = None) -> Embedder:  # noqa: ANN001
+    """Build the embedder for ``kind`` (one of ``VECTOR_KINDS``).
+
+    Args:
+        kind (str): ``"span"``, ``"surface"`` or ``"mix"``.
+        model (ner.SpanModel | None): Needed for ``span`` and ``mix``.
+        surface_folder (str | Path | None): Encoder for surface vectors. Defaults to e5-small.
+
+    Raises:
+        ValueError: Unknown kind, or a span kind without a model.
+    """
+    if kind not in VECTOR_KINDS:
+        raise ValueError(f"vector kind must be one of {VECTOR_KINDS}, got {kind!r}")
+    if kind in ("span", "mix") and model is None:
+        raise ValueError(f"vector kind {kind!r} needs a NER model (SpanModel) for its span embeddings")
+    if kind == "span":
+        return SpanEmbedder(model)
+    surface = SurfaceEmbedder(surface_folder)
+    return surface if kind == "surface" else MixEmbedder(SpanEmbedder(model), surface)

@@ -1,0 +1,377 @@
+"""``Linker``: text -> mentions -> in-document groups -> entities, stored one document per transaction.
+
+The store is the source of truth for entities (centroids, aliases and counts are updated by
+``Store.add_document``, ``merge_entities`` and ``split_entity``). The linker keeps a read cache of
+entity names, aliases and centroids keyed by alias keys (``linking.names.name_keys``) so that
+candidates are found without a database scan; it refreshes the entities each write touches, so it
+assumes it is the only writer of its store (call ``reload()`` after writes made elsewhere).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from index import DocumentCreate, EntityPublic, MentionCreate, MentionPublic, NewEntity, NotFound, Store
+from linking.core import Decision, EntityView, GroupView, MemoryEntities, decide, group_label, mean_vector
+from linking.coref import MentionSpan, group_mentions
+from linking.embedding import Embedder, SpanEmbedder
+from linking.settings import LinkSettings
+
+
+class LinkingError(ValueError):
+    """Bad input to the linker (no model for NER, mentions out of range, ...)."""
+
+
+@dataclass(frozen=True)
+class MentionIn:
+    """A caller-given mention: character span and type (NER is skipped for the document)."""
+
+    start: int
+    end: int
+    label: str
+    score: float = 1.0
+
+
+@dataclass(frozen=True)
+class DocumentIn:
+    """A document to ingest.
+
+    Args:
+        external_id (str): The caller's key; ingesting it again replaces the earlier version.
+        text (str): The text.
+        mentions (list[MentionIn] | None): Known mentions; None runs the NER model. Defaults to None.
+        language (str | None): Language code if known. Defaults to None.
+        metadata (dict[str, Any]): JSON-serializable metadata. Defaults to empty.
+    """
+
+    external_id: str
+    text: str
+    mentions: list[MentionIn] | None = None
+    language: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LinkedMention:
+    """A mention with its in-document group and the entity it links to (None = a new entity)."""
+
+    start: int
+    end: int
+    text: str
+    label: str
+    score: float
+    group: int
+    entity_id: int | None
+    link_score: float
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    """``Linker.link`` output: the mentions and, per group, the decision with its ranked candidates."""
+
+    mentions: list[LinkedMention]
+    decisions: list[Decision]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What ingesting one document did.
+
+    Attributes:
+        external_id (str): The document's key.
+        document_id (int): Its database id.
+        replaced (bool): An earlier version was replaced.
+        mentions (list[index.MentionPublic]): The stored mentions (ids, spans, entity ids) in text order.
+        linked_entity_ids (list[int]): Existing entities that got mentions.
+        created_entity_ids (list[int]): Entities created (NIL clusters).
+        removed_entity_ids (list[int]): Entities removed because the replaced version held their
+            last mentions.
+    """
+
+    external_id: str
+    document_id: int
+    replaced: bool
+    mentions: list[MentionPublic]
+    linked_entity_ids: list[int]
+    created_entity_ids: list[int]
+    removed_entity_ids: list[int]
+
+
+def _view(entity: EntityPublic, vector: np.ndarray | None) -> EntityView:
+    return EntityView(
+        entity.id, entity.name, entity.label, [a.norm for a in entity.aliases], vector, entity.mention_count
+    )
+
+
+def canonical_form(forms: Sequence[str]) -> str:
+    """The name a new entity gets: the most frequent form, longer forms first among equals."""
+    counts: dict[str, int] = {}
+    for form in forms:
+        counts[form] = counts.get(form, 0) + 1
+    return max(counts, key=lambda f: (len(f.split()), counts[f], len(f)))
+
+
+class Linker:
+    """Links mentions to the entities of a store, and ingests documents into it.
+
+    Args:
+        store (index.Store): The store; its ``dim`` must equal the embedder's.
+        model (ner.SpanModel | None): NER model for documents without given mentions; also the
+            default embedder (span vectors). Defaults to None (mentions must then be given).
+        settings (LinkSettings | None): Thresholds and weights. Defaults to ``LinkSettings()``.
+        embedder (Embedder | None): Mention vectors. Defaults to ``SpanEmbedder(model)``.
+
+    Raises:
+        LinkingError: Neither a model nor an embedder, or vector sizes that differ.
+
+    >>> linker = Linker(store, model)  # doctest: +SKIP
+    >>> results = linker.ingest([DocumentIn("d1", "Nigel Farage ...")])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        model: Any = None,
+        settings: LinkSettings | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        if embedder is None:
+            if model is None:
+                raise LinkingError("Linker needs a NER model or an embedder, e.g. Linker(store, ner.load())")
+            embedder = SpanEmbedder(model)
+        if embedder.dim != store.dim:
+            raise LinkingError(
+                f"the embedder gives {embedder.dim}-d vectors but the store holds {store.dim}-d"
+            )
+        self.store, self.model, self.embedder = store, model, embedder
+        self.settings = settings or LinkSettings()
+        self.table = MemoryEntities(store.dim)
+        self.reload()
+
+    # -- entity cache --------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Rebuild the entity cache from the store (after writes that bypassed this linker).
+
+        The store has no entity listing yet, so ids are probed in order until every entity the
+        store counts has been seen (ids are never reused, so gaps are deleted entities).
+        """
+        self.table = MemoryEntities(self.store.dim)
+        remaining, entity_id, misses = self.store.stats().entities, 0, 0
+        while remaining > 0 and misses < 1_000_000:
+            entity_id += 1
+            try:
+                self._refresh(entity_id)
+                remaining -= 1
+            except NotFound:
+                misses += 1
+
+    def _refresh(self, entity_id: int) -> None:
+        try:
+            entity = self.store.get_entity(entity_id)
+        except NotFound:
+            self.table.remove(entity_id)
+            raise
+        self.table.put(_view(entity, self.store.entity_vector(entity_id)))
+
+    def _refresh_all(self, entity_ids: Iterable[int]) -> None:
+        for entity_id in set(entity_ids):
+            with contextlib.suppress(NotFound):  # gone meanwhile: _refresh dropped it from the cache
+                self._refresh(entity_id)
+
+    # -- linking -------------------------------------------------------------------------------
+
+    def _mentions(
+        self, text: str, mentions: Sequence[MentionIn] | None
+    ) -> tuple[list[MentionIn], np.ndarray]:
+        if mentions is None:
+            if self.model is None:
+                raise LinkingError(
+                    "no mentions given and no NER model: pass mentions or Linker(store, model)"
+                )
+            found = self.model.extract(text)
+            mentions = [MentionIn(e.start, e.end, e.label, float(e.score)) for e in found]
+        for m in mentions:
+            if not 0 <= m.start < m.end <= len(text):
+                raise LinkingError(
+                    f"mention ({m.start}, {m.end}) is outside the text of length {len(text)} or empty"
+                )
+        mentions = sorted(mentions, key=lambda m: (m.start, m.end))
+        vectors = self.embedder.embed(text, [(m.start, m.end) for m in mentions])
+        return list(mentions), vectors
+
+    def _decide(
+        self, text: str, mentions: list[MentionIn], vectors: np.ndarray
+    ) -> tuple[list[list[int]], list[GroupView], list[Decision]]:
+        spans = [MentionSpan(m.start, m.end, m.label, text[m.start : m.end]) for m in mentions]
+        groups = group_mentions(text, spans, self.settings)
+        views, decisions = [], []
+        for members in groups:
+            view = GroupView(
+                [" ".join(spans[i].text.split()) for i in members],
+                group_label([spans[i].label for i in members]),
+                mean_vector(vectors[members]) if len(vectors) else None,
+            )
+            vector_ids = None
+            if view.vector is not None and self.settings.vector_candidates:
+                hits = self.store.similar_entities(view.vector, k=self.settings.vector_candidates)
+                vector_ids = [hit.entity.id for hit in hits]
+            views.append(view)
+            decisions.append(
+                decide(view, self.table.candidates(view, self.settings, vector_ids), self.settings)
+            )
+        return groups, views, decisions
+
+    def link(self, text: str, mentions: Sequence[MentionIn] | None = None) -> LinkResult:
+        """Link the mentions of a text to known entities without storing anything.
+
+        Args:
+            text (str): The text.
+            mentions (Sequence[MentionIn] | None): Known mentions; None runs the NER model.
+
+        Returns:
+            LinkResult: Each mention with its group and entity (None where it would found a new one).
+        """
+        found, vectors = self._mentions(text, mentions)
+        groups, _, decisions = self._decide(text, found, vectors)
+        out: list[LinkedMention | None] = [None] * len(found)
+        for g, (members, decision) in enumerate(zip(groups, decisions)):
+            for i in members:
+                m = found[i]
+                out[i] = LinkedMention(
+                    m.start,
+                    m.end,
+                    text[m.start : m.end],
+                    m.label,
+                    m.score,
+                    g,
+                    decision.entity_id,
+                    decision.score,
+                )
+        return LinkResult([m for m in out if m is not None], decisions)
+
+    def ingest_one(self, document: DocumentIn) -> IngestResult:
+        """Link and store one document in one transaction (see ``ingest``)."""
+        found, vectors = self._mentions(document.text, document.mentions)
+        groups, views, decisions = self._decide(document.text, found, vectors)
+        try:
+            previous = self.store.get_document(external_id=document.external_id)
+            touched = {m.entity_id for m in previous.mentions if m.entity_id is not None}
+        except NotFound:
+            touched = set()
+        creates: list[MentionCreate | None] = [None] * len(found)
+        for g, (members, view, decision) in enumerate(zip(groups, views, decisions)):
+            target: dict[str, Any] = (
+                {"entity_id": decision.entity_id}
+                if decision.entity_id is not None
+                else {"new_entity": NewEntity(canonical_form(view.forms), view.label, key=str(g))}
+            )
+            for i in members:
+                m = found[i]
+                creates[i] = MentionCreate(m.start, m.end, m.label, vectors[i], score=m.score, **target)
+        result = self.store.add_document(
+            DocumentCreate(
+                document.external_id,
+                document.text,
+                [c for c in creates if c is not None],
+                language=document.language,
+                metadata=dict(document.metadata),
+            )
+        )
+        mention_entities = [m.entity_id for m in result.document.mentions]
+        for entity_id in result.removed_entity_ids:
+            self.table.remove(entity_id)
+        self._refresh_all((touched | set(mention_entities)) - set(result.removed_entity_ids) - {None})
+        linked = sorted({d.entity_id for d in decisions if d.entity_id is not None})
+        return IngestResult(
+            document.external_id,
+            result.document.id,
+            result.replaced,
+            list(result.document.mentions),
+            linked,
+            list(result.created_entity_ids),
+            list(result.removed_entity_ids),
+        )
+
+    def ingest(
+        self, documents: Iterable[DocumentIn], *, progress: bool = False, batch_size: int = 16
+    ) -> list[IngestResult]:
+        """Ingest documents: NER (batched over documents without mentions), linking, one transaction each.
+
+        Args:
+            documents (Iterable[DocumentIn]): The documents, in order; later ones link to earlier ones.
+            progress (bool): Show a tqdm bar over documents. Defaults to False.
+            batch_size (int): Documents per NER batch. Defaults to 16.
+
+        Returns:
+            list[IngestResult]: One per document, in order.
+        """
+        from tqdm.auto import tqdm
+
+        docs = list(documents)
+        results: list[IngestResult] = []
+        bar = tqdm(total=len(docs), desc="ingest", unit="doc", disable=not progress)
+        for at in range(0, len(docs), batch_size):
+            batch = docs[at : at + batch_size]
+            need = [d for d in batch if d.mentions is None]
+            if need:
+                if self.model is None:
+                    raise LinkingError("documents without mentions need a NER model: Linker(store, model)")
+                found = self.model.extract([d.text for d in need])
+                filled = {
+                    id(d): [MentionIn(e.start, e.end, e.label, float(e.score)) for e in ents]
+                    for d, ents in zip(need, found)
+                }
+                batch = [
+                    DocumentIn(d.external_id, d.text, filled[id(d)], d.language, d.metadata)
+                    if id(d) in filled
+                    else d
+                    for d in batch
+                ]
+            for document in batch:
+                results.append(self.ingest_one(document))
+                bar.update(1)
+        bar.close()
+        return results
+
+    # -- curation ------------------------------------------------------------------------------
+
+    def merge(self, target_id: int, source_id: int) -> EntityPublic:
+        """Merge entity ``source_id`` into ``target_id`` (mentions, aliases and vectors follow)."""
+        if target_id == source_id:
+            raise LinkingError(f"cannot merge entity {target_id} into itself")
+        entity = self.store.merge_entities(target_id, source_id)
+        self.table.remove(source_id)
+        self._refresh_all([target_id])
+        return entity
+
+    def split(
+        self, entity_id: int, mention_ids: Sequence[int], *, name: str | None = None, label: str | None = None
+    ) -> EntityPublic:
+        """Move ``mention_ids`` of ``entity_id`` to a new entity; returns the new entity.
+
+        Args:
+            entity_id (int): The entity to split.
+            mention_ids (Sequence[int]): Its mentions that form the new entity.
+            name (str | None): The new entity's name. Defaults to the first moved mention's text.
+            label (str | None): Its type. Defaults to the old entity's.
+        """
+        if not mention_ids:
+            raise LinkingError("split needs at least one mention id")
+        old = self.store.get_entity(entity_id)
+        if name is None:
+            name = self._mention_text(entity_id, mention_ids[0])
+        new = self.store.split_entity(entity_id, list(mention_ids), name=name, label=label or old.label)
+        self._refresh_all([entity_id, new.id])
+        return new
+
+    def _mention_text(self, entity_id: int, mention_id: int) -> str:
+        for hit in self.store.similar_mentions(entity_id=entity_id, k=10_000):
+            if hit.mention.id == mention_id:
+                return hit.mention.text
+        raise LinkingError(f"mention {mention_id} is not a mention of entity {entity_id}; pass name=")

@@ -1,0 +1,193 @@
+"""Name forms: transliteration, inflection-tolerant token matching, acronyms and lookup keys.
+
+Slavic news inflects names ("Farage'a", "Farage'owi"; "Terezy May"; "Evropské komisi") and writes
+them in two scripts ("Фараж", "Farage"). Rather than a stemmer per language, names are compared
+as token sequences in one Latin transliteration (``anyascii``), where two tokens match when they
+share a long enough prefix and differ only in a short ending; a consonant skeleton plus fuzzy
+ratio catches transliteration variants ("Theresa May" / "Тереза Мей"). ``name_keys`` gives the
+blocking keys under which the alias table files a name, so candidates are found without a scan.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from anyascii import anyascii
+from rapidfuzz.distance import Levenshtein
+
+_APOSTROPHE_ENDING = re.compile(r"['’`´]\w{0,4}\b")  # Polish "Farage'owi", Czech "Blair'ovi"
+_NON_WORD = re.compile(r"[^0-9a-z ]+")
+_SPACES = re.compile(r"\s+")
+_VOWELS = re.compile(r"[aeiouy]")
+_SKELETON_FOLD = (
+    ("sch", "s"),
+    ("shch", "s"),
+    ("zh", "z"),
+    ("kh", "h"),
+    ("ch", "c"),
+    ("sh", "s"),
+    ("th", "t"),
+    ("ph", "f"),
+    ("ck", "k"),
+    ("w", "v"),
+    ("j", "i"),
+    ("q", "k"),
+    ("x", "ks"),
+    ("z", "s"),
+)
+# Leading words that name a category rather than the entity ("the", "party", "republic").
+STOP_TOKENS = frozenset({"the", "of", "and", "i", "a", "na", "w", "v", "za", "do", "od", "der", "die", "la"})
+MAX_ENDING = 4  # longest inflection ending tolerated after a shared stem
+MIN_STEM = 3
+
+
+@lru_cache(maxsize=200_000)
+def normalize_name(surface: str) -> str:
+    """Latin, lower-case, punctuation-free form of a name; apostrophe endings dropped.
+
+    >>> normalize_name("Farage'owi")
+    'farage'
+    >>> normalize_name("Фараж")
+    'farazh'
+    """
+    text = unicodedata.normalize("NFKC", surface)
+    text = _APOSTROPHE_ENDING.sub("", text)
+    text = anyascii(text).casefold().replace("-", " ")
+    text = _NON_WORD.sub("", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def name_tokens(surface: str) -> tuple[str, ...]:
+    return tuple(normalize_name(surface).split())
+
+
+@lru_cache(maxsize=200_000)
+def skeleton(token: str) -> str:
+    """A consonant skeleton for transliteration variants: "theresa" and "tereza" both give "trs"."""
+    out = token
+    for source, target in _SKELETON_FOLD:
+        out = out.replace(source, target)
+    first, rest = out[:1], _VOWELS.sub("", out[1:])
+    out = first + rest
+    return re.sub(r"(.)\1+", r"\1", out)
+
+
+def stem_match(a: str, b: str) -> bool:
+    """Tokens equal up to an inflection ending: a shared prefix covering all but a short tail.
+
+    >>> stem_match("pakistan", "pakistanie"), stem_match("komise", "komisi"), stem_match("may", "mayem")
+    (True, True, True)
+    >>> stem_match("polska", "polityka")
+    False
+    """
+    if a == b:
+        return True
+    if a.isdigit() or b.isdigit():
+        return False
+    shorter, longer = (a, b) if len(a) <= len(b) else (b, a)
+    common = 0
+    for x, y in zip(shorter, longer):
+        if x != y:
+            break
+        common += 1
+    if common < MIN_STEM:
+        return False
+    # The shorter word may lose up to 2 characters of its own ending ("komise"/"komisi"); the rest of
+    # the longer word must be a short ending.
+    return len(shorter) - common <= 2 and len(longer) - common <= MAX_ENDING and common >= len(shorter) - 2
+
+
+def token_similarity(a: str, b: str) -> float:
+    """1 for equal tokens, 0.9 for inflected forms, else a fuzzy ratio of the skeletons (0..1)."""
+    if a == b:
+        return 1.0
+    if stem_match(a, b):
+        return 0.9
+    if len(a) < 3 or len(b) < 3:
+        return 0.0
+    sa, sb = skeleton(a), skeleton(b)
+    if sa and sa == sb:
+        return 0.85
+    ratio = Levenshtein.normalized_similarity(sa, sb) if sa and sb else 0.0
+    if ratio >= 0.75 and a[0] == b[0]:
+        return 0.8 * ratio
+    return 0.0
+
+
+def acronym_of(tokens: tuple[str, ...]) -> str:
+    """Initials of the content tokens ("unia europejska" -> "ue")."""
+    return "".join(t[0] for t in tokens if t and t not in STOP_TOKENS)
+
+
+def is_acronym(surface: str) -> bool:
+    """Two to six letters, mostly capitals ("UKIP", "ЕС", "EU", "NATO")."""
+    letters = [c for c in surface if c.isalpha()]
+    return (
+        2 <= len(letters) <= 6
+        and " " not in surface.strip()
+        and sum(c.isupper() for c in letters) >= len(letters) - 1
+    )
+
+
+@lru_cache(maxsize=200_000)
+def form_similarity(a: str, b: str) -> float:
+    """Similarity of two surface forms in [0, 1]; the core name comparison.
+
+    Equal normalized forms give 1. Otherwise the tokens of the shorter form are aligned to the
+    longer one (``token_similarity``); a shorter form that is a part of the longer one (surname
+    of a full name) scores a little below a full match. An acronym matching the initials of
+    the other form scores 0.85.
+    """
+    ta, tb = name_tokens(a), name_tokens(b)
+    if not ta or not tb:
+        return 0.0
+    if ta == tb:
+        return 1.0
+    if len(ta) == 1 and len(tb) > 1 and is_acronym(a) and ta[0] == acronym_of(tb):
+        return 0.85
+    if len(tb) == 1 and len(ta) > 1 and is_acronym(b) and tb[0] == acronym_of(ta):
+        return 0.85
+    short, long_ = (ta, tb) if len(ta) <= len(tb) else (tb, ta)
+    if len(short) == len(long_):
+        sims = [token_similarity(x, y) for x, y in zip(short, long_)]
+        return sum(sims) / len(sims) if min(sims) > 0 else 0.5 * sum(sims) / len(sims)
+    used: set[int] = set()
+    sims = []
+    for token in short:
+        best, where = 0.0, -1
+        for j, other in enumerate(long_):
+            if j in used:
+                continue
+            s = token_similarity(token, other)
+            if s > best:
+                best, where = s, j
+        if where >= 0:
+            used.add(where)
+        sims.append(best)
+    if min(sims) == 0:
+        return 0.3 * sum(sims) / len(sims)
+    # Part of a longer name: the surname, or "Komise" for "Evropská komise". Content words only.
+    content = [t for t in long_ if t not in STOP_TOKENS]
+    coverage = len(short) / max(1, len(content))
+    return (sum(sims) / len(sims)) * (0.8 + 0.1 * min(1.0, coverage))
+
+
+def name_keys(surface: str) -> set[str]:
+    """Blocking keys for the alias table: the full form's stems, each content token's stem, the
+    consonant skeleton of the whole name, and the acronym (its letters or the initials)."""
+    tokens = name_tokens(surface)
+    if not tokens:
+        return set()
+    stems = [t[:4] for t in tokens]
+    keys = {"f:" + " ".join(stems), "s:" + " ".join(skeleton(t) for t in tokens)}
+    for token in tokens:
+        if token not in STOP_TOKENS and len(token) >= 3 and not token.isdigit():
+            keys.add("t:" + token[:4])
+            keys.add("k:" + skeleton(token)[:4])
+    if len(tokens) == 1 and is_acronym(surface):
+        keys.add("a:" + tokens[0])
+    elif len(tokens) > 1:
+        keys.add("a:" + acronym_of(tokens))
+    return keys

@@ -1,0 +1,67 @@
+"""``LinkSettings``: every threshold and weight of the linker, with defaults and help text.
+
+The defaults were chosen on BSNLP development topics (asia_bibi, ec, trump) and reported on
+the others (brexit, other); see ``linking/README.md`` for the figures and the command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+VECTOR_KINDS = ("span", "surface", "mix")
+
+
+def _setting(default: Any, help: str) -> Any:  # noqa: A002 - "help" reads best in the table
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """Tunables of in-document grouping and cross-document linking.
+
+    A group of mentions joins the best candidate entity when
+    ``name_weight * name + vector_weight * cosine + type_weight * same_type >= link_threshold``;
+    otherwise it founds a new entity.
+    """
+
+    coref_threshold: float = _setting(
+        0.8, "Name similarity at or above which two mentions of one document are the same entity."
+    )
+    coref_cross_type: bool = _setting(
+        True, "Group mentions of different types in a document when their names match exactly."
+    )
+    name_weight: float = _setting(1.0, "Weight of the name similarity (0..1) in the link score.")
+    vector_weight: float = _setting(
+        0.5, "Weight of the cosine between the group vector and the entity centroid."
+    )
+    type_weight: float = _setting(0.1, "Bonus for a candidate of the same type.")
+    link_threshold: float = _setting(1.15, "Link score at or above which a group joins an existing entity.")
+    min_name_similarity: float = _setting(
+        0.5, "Candidates with a lower name similarity are linked only on a very high cosine (see next)."
+    )
+    vector_only_cosine: float = _setting(
+        0.97, "Cosine at or above which a candidate qualifies whatever its name (cross-script names)."
+    )
+    vector_candidates: int = _setting(10, "Nearest entities fetched from the FAISS index per group.")
+    name_candidates: int = _setting(50, "Most candidates taken from the alias-key table per group.")
+    vector_kind: str = _setting(
+        "span",
+        "Mention vector: 'span' (contextual span embedding), 'surface' (sentence embedding of the "
+        "mention text) or 'mix' (normalized sum of both). Linker only; fixed by the embedder given.",
+    )
+
+    def __post_init__(self) -> None:
+        if self.vector_kind not in VECTOR_KINDS:
+            raise ValueError(f"vector_kind must be one of {VECTOR_KINDS}, got {self.vector_kind!r}")
+        for name in ("coref_threshold", "min_name_similarity", "vector_only_cosine"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], got {value}")
+        if self.vector_candidates < 0 or self.name_candidates < 0:
+            raise ValueError("vector_candidates and name_candidates must be >= 0")
+
+
+def describe_settings() -> list[dict[str, Any]]:
+    """One row per setting: name, default and help (drives CLI help and the docs test)."""
+    return [{"name": f.name, "default": f.default, "help": f.metadata["help"]} for f in fields(LinkSettings)]

@@ -1,0 +1,67 @@
+"""Name matching rules (linking/names.py) on hand-made multilingual examples."""
+
+import pytest
+
+from linking.names import form_similarity, is_acronym, name_keys, normalize_name, stem_match
+
+MATCH = 0.8  # LinkSettings().coref_threshold
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Farage", "Farage'a"),  # Polish genitive after an apostrophe
+        ("Farage", "Farage'owi"),  # Polish dative
+        ("Donald Trump", "Donalda Trumpa"),  # Polish genitive of both tokens
+        ("Evropská komise", "Evropské komisi"),  # Czech locative
+        ("Тереза Мэй", "Терезы Мэй"),  # Russian genitive
+        ("Европейският съюз", "Европейския съюз"),  # Bulgarian definite article forms
+        ("Wielka Brytania", "Wielkiej Brytanii"),  # Polish genitive, both words
+        ("Theresa May", "Терезa Мей"),  # Latin <-> Cyrillic transliteration
+        ("Лондон", "London"),  # transliteration, identical
+        ("Nigel Farage", "Farage"),  # surname only
+        ("Unia Europejska", "UE"),  # acronym of the initials
+        ("Европейски съюз", "ЕС"),  # Cyrillic acronym
+    ],
+)
+def test_forms_of_one_name_match(a, b):
+    assert form_similarity(a, b) >= MATCH
+    assert form_similarity(b, a) == form_similarity(a, b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("David Cameron", "Boris Johnson"),  # different people
+        ("Polska", "Polityka"),  # shared prefix, different words
+        ("Theresa May", "Theresa Villiers"),  # same first name only
+        ("UE", "Unia Afrykańska"),  # initials differ
+        ("Praha", "Paříž"),  # same first letter
+    ],
+)
+def test_different_names_do_not_match(a, b):
+    assert form_similarity(a, b) < MATCH
+
+
+def test_normalize_name_drops_apostrophe_endings_and_transliterates():
+    assert normalize_name("Farage'owi") == "farage"
+    assert normalize_name("ФАРАЖ") == "farazh"
+    assert normalize_name("Sešlar-Naraks") == "seslar naraks"
+
+
+def test_stem_match_tolerates_only_short_endings():
+    assert stem_match("pakistan", "pakistanu")
+    assert not stem_match("brexit", "brexitowskiego")  # a derived word, not an inflection
+    assert not stem_match("ab", "abc")  # too short to call a stem
+
+
+def test_is_acronym():
+    assert is_acronym("UKIP") and is_acronym("ЕС") and is_acronym("NATO")
+    assert not is_acronym("Nato is") and not is_acronym("London") and not is_acronym("A")
+
+
+def test_name_keys_meet_across_inflection_script_and_acronym():
+    assert name_keys("Farage") & name_keys("Farage'a")
+    assert name_keys("Лондон") & name_keys("London")
+    assert name_keys("UE") & name_keys("Unia Europejska")
+    assert not name_keys("Paříž") & name_keys("Berlín")
