@@ -111,7 +111,9 @@ def new_span_model(
     encoder = Encoder(config.encoder)
     encoder.load_hf_state_dict(state, prefix=prefix)
     classifier = nn.Linear(2 * config.encoder.hidden_size, len(span_labels))
+    boundary = nn.Linear(config.encoder.hidden_size, 2)
     with torch.no_grad():
-        classifier.weight.normal_(0.0, 0.02, generator=generator)
-        classifier.bias.zero_()
-    return SpanModel(config, tokenizer, encoder, classifier, name=f"new model on {base}")
+        for layer in (classifier, boundary):
+            layer.weight.normal_(0.0, 0.02, generator=generator)
+            layer.bias.zero_()
+    return SpanModel(config, tokenizer, encoder, classifier, name=f"new model on {base}", boundary=boundary)

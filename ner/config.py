@@ -114,6 +114,8 @@ class SpanConfig:
             (the tokenizer's limit, else 512).
         cjk_words (bool): every subword of a CJK run is a word (spanlink-trained models; see
             `ner.tokenization.cjk_token_words`). Defaults to False, as span_marker.
+        prune_threshold (float | None): with a boundary head, extraction by default only classifies
+            spans whose first and last word score at least this as entity start / end. None: off.
         raw (dict): the original config, preserved on save.
     """
 
@@ -123,6 +125,7 @@ class SpanConfig:
     marker_max_length: int = 128
     model_max_length: int | None = None
     cjk_words: bool = False
+    prune_threshold: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -160,6 +163,7 @@ class SpanConfig:
             marker_max_length=int(raw.get("marker_max_length", 128)),
             model_max_length=int(mml) if mml is not None else None,
             cjk_words=bool(raw.get("spanlink_cjk_words", False)),
+            prune_threshold=raw.get("spanlink_prune_threshold"),
             raw=copy.deepcopy(raw),
         )
 
@@ -190,5 +194,6 @@ class SpanConfig:
             label2id={v: k for k, v in id2label.items()},
             spanlink_config_version=SPANLINK_CONFIG_VERSION,
             spanlink_cjk_words=self.cjk_words,
+            spanlink_prune_threshold=self.prune_threshold,
         )
         return out

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from ner.config import SpanConfig
 from ner.encoder import Encoder
 from ner.errors import CheckpointError
-from ner.model import SpanModel
+from ner.model import BOUNDARY_BIAS, BOUNDARY_WEIGHT, SpanModel
 from ner.tokenization import SpanTokenizer
 
 DEFAULT_MODEL_ENV = "SPANLINK_DEFAULT_MODEL"
@@ -51,6 +51,9 @@ def export_delta(model: SpanModel, folder: Path, base_name: str, base_sha256: st
     delta[_MARKERS] = words[[model.tokenizer.start_id, model.tokenizer.end_id]].half().contiguous()
     delta["classifier.weight"] = model.classifier.weight.detach().half().cpu().contiguous()
     delta["classifier.bias"] = model.classifier.bias.detach().half().cpu().contiguous()
+    if model.boundary is not None:
+        delta[BOUNDARY_WEIGHT] = model.boundary.weight.detach().half().cpu().contiguous()
+        delta[BOUNDARY_BIAS] = model.boundary.bias.detach().half().cpu().contiguous()
     save_file(delta, str(folder / DELTA_FILE), metadata={"format": "pt", "base": base_name})
     raw = model.config.to_dict()
     raw["spanlink_base"] = {"name": base_name, "sha256": base_sha256}
@@ -105,7 +108,20 @@ def load_delta(
     encoder = Encoder(config.encoder)
     encoder.load_hf_state_dict(state)
     classifier = torch.nn.Linear(2 * config.encoder.hidden_size, len(config.labels))
+    boundary = torch.nn.Linear(config.encoder.hidden_size, 2) if BOUNDARY_WEIGHT in state else None
     with torch.no_grad():
         classifier.weight.copy_(state["classifier.weight"])
         classifier.bias.copy_(state["classifier.bias"])
-    return SpanModel(config, tokenizer, encoder, classifier, name=str(folder), device=device, dtype=dtype)
+        if boundary is not None:
+            boundary.weight.copy_(state[BOUNDARY_WEIGHT])
+            boundary.bias.copy_(state[BOUNDARY_BIAS])
+    return SpanModel(
+        config,
+        tokenizer,
+        encoder,
+        classifier,
+        name=str(folder),
+        device=device,
+        dtype=dtype,
+        boundary=boundary,
+    )

@@ -34,6 +34,7 @@ from ner.segmentation import Window, text_windows, word_windows
 from ner.tokenization import Encoded, SpanTokenizer, candidate_spans, marker_positions
 
 DTYPES = ("float32", "bfloat16", "float16", "int8")
+BOUNDARY_WEIGHT, BOUNDARY_BIAS = "spanlink.boundary.weight", "spanlink.boundary.bias"
 
 
 @dataclass
@@ -119,11 +120,14 @@ class SpanModel:
         name: str = "",
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
+        boundary: nn.Linear | None = None,
     ) -> None:
         self.config = config
         self.tokenizer = tokenizer
         self.encoder = encoder.eval()
         self.classifier = classifier.eval()
+        # Two-stage pruning: per-token logits [entity starts here, entity ends here] on the text states.
+        self.boundary = boundary.eval() if boundary is not None else None
         self.name = name
         self.device = torch.device(device or "cpu")
         self.dtype = _resolve_dtype(dtype)
@@ -137,6 +141,8 @@ class SpanModel:
             torch_dtype = getattr(torch, self.dtype)
             self.encoder.to(self.device, torch_dtype)
             self.classifier.to(self.device, torch_dtype)
+            if self.boundary is not None:
+                self.boundary.to(self.device, torch_dtype)
         # Positions start at 2 (SpanMarker / PL-Marker), so the position table bounds the length too.
         self.max_tokens = min(tokenizer.model_max_length, config.encoder.max_position_embeddings - 2)
         self.token_budget = 8192
@@ -177,12 +183,27 @@ class SpanModel:
             classifier.weight.copy_(weight)
             if bias is not None:
                 classifier.bias.copy_(bias)
+        boundary = None
+        if BOUNDARY_WEIGHT in state:
+            boundary = nn.Linear(config.encoder.hidden_size, 2)
+            with torch.no_grad():
+                boundary.weight.copy_(state[BOUNDARY_WEIGHT])
+                boundary.bias.copy_(state[BOUNDARY_BIAS])
         if len(tokenizer) > config.encoder.vocab_size:
             raise CheckpointError(
                 f"{folder}: the tokenizer has {len(tokenizer)} tokens but the embeddings only "
                 f"{config.encoder.vocab_size}; tokenizer and weights do not belong together"
             )
-        return cls(config, tokenizer, encoder, classifier, name=str(name_or_path), device=device, dtype=dtype)
+        return cls(
+            config,
+            tokenizer,
+            encoder,
+            classifier,
+            name=str(name_or_path),
+            device=device,
+            dtype=dtype,
+            boundary=boundary,
+        )
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write a SpanMarker checkpoint (config.json, model.safetensors, tokenizer) that both spanlink
@@ -195,6 +216,9 @@ class SpanModel:
         state["classifier.weight"] = self.classifier.weight.detach().float().cpu().contiguous()
         if self.classifier.bias is not None:
             state["classifier.bias"] = self.classifier.bias.detach().float().cpu().contiguous()
+        if self.boundary is not None:  # span_marker ignores these (with an "unused weights" warning)
+            state[BOUNDARY_WEIGHT] = self.boundary.weight.detach().float().cpu().contiguous()
+            state[BOUNDARY_BIAS] = self.boundary.bias.detach().float().cpu().contiguous()
         save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
         (folder / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2), encoding="utf-8")
         self.tokenizer.save(folder)
@@ -322,8 +346,37 @@ class SpanModel:
             logits.append(self.classifier(features))
         return torch.cat(logits, dim=1)
 
+    def boundary_logits(
+        self, hidden: torch.Tensor, seg: _Segment, row: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-word (start, end) logits: the head on each word's first and last subword state."""
+        first = [t[0] if t else 0 for t in seg.enc.word_tokens]
+        last = [t[1] - 1 if t else 0 for t in seg.enc.word_tokens]
+        logits = self.boundary(hidden[row])  # (tokens, 2)
+        return logits[first, 0], logits[last, 1]
+
+    def _prune(self, batch: list[_Segment], hidden: torch.Tensor, threshold: float) -> list[_Segment]:
+        """Keep the candidates whose first word may start and last word may end an entity."""
+        kept = []
+        for b, seg in enumerate(batch):
+            start_logit, end_logit = self.boundary_logits(hidden, seg, b)
+            may_start = (torch.sigmoid(start_logit.float()) >= threshold).cpu().numpy()
+            may_end = (torch.sigmoid(end_logit.float()) >= threshold).cpu().numpy()
+            no_tokens = np.array([t is None for t in seg.enc.word_tokens], dtype=bool)
+            may_start |= no_tokens
+            may_end |= no_tokens
+            keep = may_start[seg.spans[:, 0]] & may_end[seg.spans[:, 1] - 1] if len(seg.spans) else []
+            kept.append(
+                _Segment(
+                    seg.item, seg.base, seg.window, seg.enc, seg.spans[keep], seg.starts[keep], seg.ends[keep]
+                )
+            )
+        return kept
+
     def _classify(self, batch: list[_Segment], cache: list, valid: torch.Tensor) -> list[np.ndarray]:
         """Label probabilities for every candidate span of every segment in the batch."""
+        if max(len(s.spans) for s in batch) == 0:
+            return [np.zeros((0, len(self.config.labels)), dtype=np.float32) for _ in batch]
         probs = torch.softmax(self._logits(batch, cache, valid).float(), dim=-1).cpu().numpy()
         return [probs[b, : len(seg.spans)] for b, seg in enumerate(batch)]
 
@@ -338,6 +391,7 @@ class SpanModel:
         entity_max_length: int | None = None,
         min_score: float = 0.0,
         strip_spaces: bool = False,
+        prune: bool | None = None,
         show_progress_bar: bool = False,
     ) -> list[Entity] | list[list[Entity]]:
         """Find the entities in one or more texts.
@@ -351,6 +405,8 @@ class SpanModel:
             min_score (float): drop entities scoring below this. Defaults to 0.
             strip_spaces (bool): trim whitespace that some tokenizers (XLM-R's Metaspace) include in a
                 word's offsets. Off by default, which reproduces `span_marker` exactly.
+            prune (bool | None): two-stage mode: classify only the spans the boundary head proposes.
+                Defaults to the model's setting (on for models shipped with a pruning threshold).
             show_progress_bar (bool): a tqdm bar over batches. Defaults to False.
 
         Returns:
@@ -364,12 +420,15 @@ class SpanModel:
         eml = entity_max_length or self.config.entity_max_length
         if eml < 1:
             raise InputError(f"entity_max_length must be at least 1, got {eml}")
+        threshold = self._prune_threshold(prune)
         segments = self._plan(items, eml)
         found: list[list[tuple[Entity, _Segment]]] = [[] for _ in items]
         batches = list(self._batches(segments, batch_size))
         with torch.inference_mode():
             for batch in tqdm(batches, desc="extract", unit="batch", disable=not show_progress_bar):
                 hidden, cache, valid = self._encode_text(batch)
+                if threshold is not None:
+                    batch = self._prune(batch, hidden, threshold)
                 for b, (seg, probs) in enumerate(zip(batch, self._classify(batch, cache, valid))):
                     for start, end, label_id, score in decode_spans(
                         seg.spans, probs, self.config.outside_id, min_score
@@ -382,6 +441,13 @@ class SpanModel:
                         found[seg.item].append((entity, seg))
         results = [_merge_windows(entities) for entities in found]
         return results[0] if single else results
+
+    def _prune_threshold(self, prune: bool | None) -> float | None:
+        if prune is False or (prune is None and self.config.prune_threshold is None):
+            return None
+        if self.boundary is None:
+            raise InputError("this model has no boundary head, so it cannot prune (prune=True)")
+        return self.config.prune_threshold if self.config.prune_threshold is not None else 0.05
 
     def embed_spans(self, text: str, spans: Sequence[tuple[int, int]]) -> np.ndarray:
         """Span embeddings for caller-given character spans, as `extract(..., embeddings=True)` computes them.

@@ -91,6 +91,8 @@ def _trainable(model: SpanModel, config: TrainConfig) -> tuple[list[nn.Parameter
             emb.marker_rows = nn.Parameter(emb.word.weight.data[start : end + 1].clone())
             emb.first_marker_id = start
     head = [*model.classifier.parameters()] + ([emb.marker_rows] if emb.marker_rows is not None else [])
+    if model.boundary is not None:
+        head += list(model.boundary.parameters())
     head_ids = {id(p) for p in head}
     body = [p for p in model.encoder.parameters() if p.requires_grad and id(p) not in head_ids]
     return body, head
@@ -117,12 +119,32 @@ def _loss(
         starts, ends = marker_positions(ex.enc, spans)
         segments.append(_Segment(i, 0, Window(0, 0, 0, 0), ex.enc, spans, starts, ends))
         labels.append(span_labels)
-    _, cache, valid = model._encode_text(segments)
+    hidden, cache, valid = model._encode_text(segments)
     logits = model._logits(segments, cache, valid)
     target = torch.full(logits.shape[:2], -100, dtype=torch.long)
     for b, span_labels in enumerate(labels):
         target[b, : len(span_labels)] = torch.from_numpy(span_labels)
-    return nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten().to(logits.device))
+    loss = nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten().to(logits.device))
+    if model.boundary is not None:
+        loss = loss + _boundary_loss(model, segments, examples, hidden)
+    return loss
+
+
+def _boundary_loss(
+    model: SpanModel, segments: list, examples: list[Example], hidden: torch.Tensor
+) -> torch.Tensor:
+    """Binary cross-entropy of the pruning head: does an entity start / end at each word?"""
+    predicted, wanted = [], []
+    for b, (seg, ex) in enumerate(zip(segments, examples)):
+        starts, ends = model.boundary_logits(hidden, seg, b)
+        target = torch.zeros(2, ex.enc.num_words)
+        for s, e, _ in ex.gold:
+            target[0, s] = target[1, e - 1] = 1.0
+        predicted.append(torch.stack((starts, ends)).float())
+        wanted.append(target)
+    return nn.functional.binary_cross_entropy_with_logits(
+        torch.cat(predicted, dim=1), torch.cat(wanted, dim=1).to(hidden.device)
+    )
 
 
 def _save_state(
@@ -133,6 +155,7 @@ def _save_state(
     state = {
         "encoder": trainable,
         "classifier": model.classifier.state_dict(),
+        "boundary": model.boundary.state_dict() if model.boundary is not None else {},
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "step": step,
@@ -199,6 +222,8 @@ def train(
         if missing:
             raise ValueError(f"{out / STATE_FILE} does not fit this model (unexpected {missing[:3]})")
         model.classifier.load_state_dict(state["classifier"])
+        if model.boundary is not None:
+            model.boundary.load_state_dict(state["boundary"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step, epoch, epoch_step = state["step"], state["epoch"], state["epoch_step"]
@@ -206,6 +231,8 @@ def train(
         logger.info("resuming %s at step %d (epoch %d)", out, step, epoch)
     model.encoder.to(device).train()
     model.classifier.to(device).train()
+    if model.boundary is not None:
+        model.boundary.to(device).train()
     started = last_save = time.monotonic()
     evaluations: list[dict] = []
     ema = None
@@ -243,19 +270,21 @@ def train(
             if epoch_step >= len(batches):
                 epoch, epoch_step = epoch + 1, 0
                 if evaluate is not None:
-                    model.encoder.eval()
-                    model.classifier.eval()
+                    modules = [m for m in (model.encoder, model.classifier, model.boundary) if m is not None]
+                    for module in modules:
+                        module.eval()
                     result = {"epoch": epoch, "step": step, **evaluate(model)}
                     evaluations.append(result)
                     logger.info("evaluation: %s", result)
-                    model.encoder.train()
-                    model.classifier.train()
+                    for module in modules:
+                        module.train()
         finished = True
     except TimeoutError:
         logger.info("time budget reached at step %d; run the same command again to resume", step)
     finally:
         bar.close()
         _save_state(out, model, optimizer, scheduler, step, epoch_step, epoch)
-        model.encoder.eval()
-        model.classifier.eval()
+        for module in (model.encoder, model.classifier, model.boundary):
+            if module is not None:
+                module.eval()
     return {"finished": finished, "step": step, "total_steps": total, "loss": ema, "evaluations": evaluations}
