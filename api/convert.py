@@ -1,0 +1,66 @@
+"""Store records (``index.*Public`` dataclasses) to response schemas (``api.schemas``).
+
+Kept apart from the routes because several routers render the same records, and apart from the
+schemas so that ``api.schemas`` stays importable without the store.
+"""
+
+from __future__ import annotations
+
+from api import schemas
+from index import DocumentPublic, EntityPublic, MentionHit, MentionPublic
+
+
+def mention_public(mention: MentionPublic) -> schemas.MentionPublic:
+    """A stored mention."""
+    return schemas.MentionPublic(
+        id=mention.id,
+        start=mention.start,
+        end=mention.end,
+        text=mention.text,
+        label=mention.label,
+        score=mention.score,
+        entity_id=mention.entity_id,
+    )
+
+
+def document_public(document: DocumentPublic) -> schemas.DocumentPublic:
+    """A stored document, addressed by its external id."""
+    return schemas.DocumentPublic(
+        id=document.external_id,
+        text=document.text,
+        metadata=document.metadata,
+        language=document.language,
+        created_at=document.created_at,
+        mentions=[mention_public(m) for m in document.mentions],
+    )
+
+
+def entity_public(entity: EntityPublic) -> schemas.EntityPublic:
+    """A stored entity with its aliases, most used first."""
+    return schemas.EntityPublic(
+        id=entity.id,
+        name=entity.name,
+        label=entity.label,
+        mention_count=entity.mention_count,
+        aliases=[schemas.AliasPublic(alias=a.norm, count=a.count) for a in entity.aliases],
+        created_at=entity.created_at,
+        updated_at=entity.updated_at,
+    )
+
+
+def entity_detail(entity: EntityPublic, samples: list[MentionHit]) -> schemas.EntityDetail:
+    """An entity with sample mentions and the documents they are in."""
+    return schemas.EntityDetail(
+        **entity_public(entity).model_dump(),
+        mentions=[
+            schemas.MentionSample(
+                id=hit.mention.id,
+                document_id=hit.document_external_id,
+                start=hit.mention.start,
+                end=hit.mention.end,
+                text=hit.mention.text,
+                label=hit.mention.label,
+            )
+            for hit in samples
+        ],
+    )

@@ -1,0 +1,71 @@
+"""Dependencies shared by the routers: settings, the service, write access, and lookups that 404.
+
+Lookups live here so no handler repeats "fetch it or answer 404"; the store's ``NotFound`` is
+turned into the one error shape by :mod:`api.errors`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Path, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from api.errors import ServiceError
+from api.schemas import MAX_ID
+from api.service import Service
+from api.settings import ServiceSettings, get_settings
+from index import EntityPublic
+
+SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
+
+
+def get_service(request: Request) -> Service:
+    """The service opened by the app's lifespan."""
+    service = getattr(request.app.state, "service", None)
+    if service is None:  # only outside the lifespan, e.g. a TestClient used without `with`
+        raise ServiceError(503, "the service is not started")
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+_bearer = HTTPBearer(auto_error=False, description="The API key as a bearer token.")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key.")
+
+
+def require_write_access(
+    settings: SettingsDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    header: Annotated[str | None, Security(_header)],
+) -> None:
+    """Refuse writes without the configured API key: 401 when none is sent, 403 when it is wrong.
+
+    Without a configured key every write is allowed (a local, single-user service).
+    """
+    if settings.api_key is None:
+        return
+    given = bearer.credentials if bearer is not None else header
+    if not given:
+        raise ServiceError(
+            401,
+            "this endpoint needs the API key: send `Authorization: Bearer KEY` or `X-API-Key: KEY`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    # Constant-time comparison, so response timing does not reveal how much of a guess was right.
+    if not hmac.compare_digest(given.encode(), settings.api_key.get_secret_value().encode()):
+        raise ServiceError(403, "the API key is not valid")
+
+
+WriteAccess = Depends(require_write_access)
+
+EntityIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Entity id.")]
+
+
+def existing_entity(entity_id: EntityIdPath, service: ServiceDep) -> EntityPublic:
+    """The entity named in the path, or a 404."""
+    return service.get_entity(entity_id)
+
+
+EntityDep = Annotated[EntityPublic, Depends(existing_entity)]

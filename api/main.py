@@ -1,0 +1,106 @@
+"""The FastAPI app: routers, error handlers, metrics, and the lifespan that owns the service.
+
+>>> from api.main import create_app
+>>> from api.settings import ServiceSettings
+>>> app = create_app(ServiceSettings(model="path/to/checkpoint", vectors="span"))  # doctest: +SKIP
+>>> # uvicorn.run(app) — or `spanlink serve`
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import install_error_handlers
+from api.metrics import install_metrics
+from api.routes import documents, entities, extract, link, meta
+from api.schemas import ErrorPublic
+from api.service import Service
+from api.settings import ServiceSettings, get_settings
+
+logger = logging.getLogger("spanlink.api")
+
+API_PREFIX = "/v1"
+
+ERROR_RESPONSES: dict[int | str, dict] = {
+    status: {"model": ErrorPublic, "description": text}
+    for status, text in (
+        (400, "Malformed request body (not JSON)."),
+        (401, "API key missing."),
+        (403, "API key wrong."),
+        (404, "Unknown id."),
+        (413, "Too many items or too long a text."),
+        (422, "Invalid input; the message names the field."),
+        (503, "Model busy or store unavailable."),
+    )
+}
+
+
+def operation_id(route: APIRoute) -> str:
+    """``tag-name`` operation ids (``documents-create_documents``): stable names for generated clients."""
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def api_router() -> APIRouter:
+    """The versioned API: one tagged router per resource."""
+    router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    for module in (extract, documents, link, entities):
+        router.include_router(module.router)
+    return router
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the model and open the store once, before the first request; close them at shutdown.
+
+    Settings come through the same dependency the routes use, so an override set by a test (or by
+    :func:`create_app`) applies here too. A service opened beforehand (``spanlink serve`` opens it
+    first so that a missing model is one error line, not a traceback) is used as is.
+    """
+    settings: ServiceSettings = app.dependency_overrides.get(get_settings, get_settings)()
+    service: Service | None = getattr(app.state, "service", None)
+    if service is None:
+        service = await run_in_threadpool(Service.open, settings)
+        app.state.service = service
+    metrics = app.state.metrics
+    service.on_batch = metrics.batch_texts.observe
+    service.on_ingest = metrics.ingested.inc
+    try:
+        yield
+    finally:
+        app.state.service = None
+        await run_in_threadpool(service.close)
+
+
+def create_app(settings: ServiceSettings | None = None, service: Service | None = None) -> FastAPI:
+    """Build the app.
+
+    Args:
+        settings (ServiceSettings | None): Overrides :func:`api.settings.get_settings` for this app.
+            Defaults to the environment.
+        service (Service | None): An already opened service (closed by the app at shutdown).
+            Defaults to opening one in the lifespan.
+
+    Returns:
+        FastAPI: The app, OpenAPI at ``/docs`` and ``/openapi.json``.
+    """
+    app = FastAPI(
+        title="spanlink",
+        summary="Multilingual entity extraction, linking and vector search.",
+        version="1",
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    if settings is not None:
+        app.dependency_overrides[get_settings] = lambda: settings
+    app.state.service = service
+    install_error_handlers(app)
+    install_metrics(app)
+    app.include_router(api_router())
+    app.include_router(meta.router)
+    return app

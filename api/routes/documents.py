@@ -1,0 +1,65 @@
+"""``/v1/documents``: ingest (extract + link + store), fetch and delete documents by their id."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from api.convert import document_public, mention_public
+from api.deps import ServiceDep, SettingsDep, WriteAccess
+from api.routes.limits import check_items, check_mentions, check_texts
+from api.schemas import DocumentDeleted, DocumentLinked, DocumentPublic, DocumentsCreate, DocumentsLinked
+from api.service import DocumentSpec, MentionSpec
+
+router = APIRouter(prefix="/documents", tags=["documents"])
+
+# `:path` so that ids holding slashes (file paths, URLs) address documents too.
+DocumentIdPath = Annotated[str, Path(min_length=1, max_length=512, description="The document's id.")]
+
+
+@router.post("", response_model=DocumentsLinked, dependencies=[WriteAccess])
+def create_documents(body: DocumentsCreate, service: ServiceDep, settings: SettingsDep) -> DocumentsLinked:
+    """Extract, link and store documents, all or none; a known id replaces that document.
+
+    Every limit is checked before the model runs and the model runs before the first write, so
+    an invalid document (named in the error) leaves the store untouched.
+    """
+    docs = body.documents
+    check_items(len(docs), "documents", settings)
+    check_texts([d.text for d in docs], "documents", settings, [d.id for d in docs])
+    for i, d in enumerate(docs):
+        if d.mentions is not None:
+            check_mentions(len(d.mentions), f"documents[{i}]", settings)
+    specs = [
+        DocumentSpec(
+            d.id,
+            d.text,
+            d.metadata,
+            d.language,
+            None if d.mentions is None else [MentionSpec(m.start, m.end, m.label) for m in d.mentions],
+        )
+        for d in docs
+    ]
+    stored = service.ingest(specs)
+    return DocumentsLinked(
+        documents=[
+            DocumentLinked(
+                id=s.id, replaced=s.replaced, mentions=[mention_public(m) for m in s.document.mentions]
+            )
+            for s in stored
+        ]
+    )
+
+
+@router.get("/{document_id:path}", response_model=DocumentPublic)
+def read_document(document_id: DocumentIdPath, service: ServiceDep) -> DocumentPublic:
+    """The stored document with its mentions and their entities."""
+    return document_public(service.get_document(document_id))
+
+
+@router.delete("/{document_id:path}", response_model=DocumentDeleted, dependencies=[WriteAccess])
+def delete_document(document_id: DocumentIdPath, service: ServiceDep) -> DocumentDeleted:
+    """Delete a document; entities left without mentions go with it."""
+    removed = service.delete_document(document_id)
+    return DocumentDeleted(id=document_id, removed_entity_ids=removed)

@@ -1,0 +1,77 @@
+"""``/v1/entities``: read, search, similarity, merge and split."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.convert import entity_detail, entity_public
+from api.deps import EntityDep, ServiceDep, WriteAccess
+from api.schemas import (
+    EntitiesPublic,
+    EntityDetail,
+    EntityHit,
+    EntityHits,
+    EntityPublic,
+    Label,
+    MergeRequest,
+    SimilarRequest,
+    SplitRequest,
+)
+
+router = APIRouter(prefix="/entities", tags=["entities"])
+
+SAMPLE_MENTIONS = 10
+"""Mentions shown with an entity."""
+
+
+@router.get("", response_model=EntitiesPublic)
+def search_entities(
+    service: ServiceDep,
+    q: Annotated[str, Query(min_length=1, max_length=512, description="Name or alias prefix (any case).")],
+    label: Annotated[list[Label] | None, Query(description="Keep only these types (repeatable).")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> EntitiesPublic:
+    """Entities whose name or an alias starts with ``q``, most mentioned first."""
+    if not q.strip():
+        from api.errors import ServiceError
+
+        raise ServiceError(422, "q must contain a non-space character")
+    found = service.search_entities(q, labels=label, limit=limit, offset=offset)
+    return EntitiesPublic(data=[entity_public(e) for e in found], count=len(found))
+
+
+@router.post("/similar", response_model=EntityHits)
+def similar_entities(body: SimilarRequest, service: ServiceDep) -> EntityHits:
+    """Entities nearest a name or mention in context, an entity, or a vector (cosine, best first)."""
+    hits = service.similar(
+        text=body.text,
+        span=(body.start, body.end) if body.start is not None and body.end is not None else None,
+        entity_id=body.entity_id,
+        vector=body.vector,
+        k=body.k,
+        labels=body.labels,
+    )
+    return EntityHits(
+        data=[EntityHit(score=float(h.score), entity=entity_public(h.entity)) for h in hits], count=len(hits)
+    )
+
+
+@router.get("/{entity_id}", response_model=EntityDetail)
+def read_entity(entity: EntityDep, service: ServiceDep) -> EntityDetail:
+    """An entity with its aliases, mention count and sample mentions with their document ids."""
+    return entity_detail(entity, service.entity_mentions(entity, SAMPLE_MENTIONS))
+
+
+@router.post("/{entity_id}/merge", response_model=EntityPublic, dependencies=[WriteAccess])
+def merge_entity(entity: EntityDep, body: MergeRequest, service: ServiceDep) -> EntityPublic:
+    """Merge entity ``other`` into this one: its mentions, aliases and vector follow; it disappears."""
+    return entity_public(service.merge(entity.id, body.other))
+
+
+@router.post("/{entity_id}/split", response_model=EntityPublic, dependencies=[WriteAccess])
+def split_entity(entity: EntityDep, body: SplitRequest, service: ServiceDep) -> EntityPublic:
+    """Move some mentions of this entity to a new entity; returns the new entity."""
+    return entity_public(service.split(entity.id, body.mention_ids, name=body.name, label=body.label))

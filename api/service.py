@@ -1,0 +1,399 @@
+"""``Service``: the model, the store and the linker behind the API and the CLI — the one adapter.
+
+This is the only ``api`` module that imports ``linking``: its API is still settling, so a change
+there should cost one edit here. The service owns
+
+* the NER model (loaded once) and a :class:`~api.batching.MicroBatcher` that batches every NER
+  call — extract requests and documents to ingest alike;
+* the store (SQLite + FAISS) and the :class:`linking.Linker` over it;
+* one write lock. ``Store`` serializes its own transactions, but the linker keeps an in-memory
+  entity cache that it updates after each write and reads while linking, and a batch of
+  documents must link in order (later documents see entities the earlier ones created). So every
+  linker call — ingest, link, merge, split, delete — holds the lock; plain store reads (get,
+  search, similar) do not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from api.batching import BatcherClosed, MicroBatcher
+from api.errors import ServiceError
+from api.settings import ServiceSettings
+from index import DocumentPublic, EntityHit, EntityPublic, MentionHit, NotFound, Store, StoreStats
+
+
+@dataclass(frozen=True)
+class MentionSpec:
+    """A caller-given mention (the route's schema, decoupled from ``linking.MentionIn``)."""
+
+    start: int
+    end: int
+    label: str
+
+
+@dataclass(frozen=True)
+class DocumentSpec:
+    """A validated document to ingest; ``mentions=None`` runs NER."""
+
+    id: str | None
+    text: str
+    metadata: dict[str, Any]
+    language: str | None = None
+    mentions: list[MentionSpec] | None = None
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What ingesting one document stored."""
+
+    id: str
+    replaced: bool
+    document: DocumentPublic
+
+
+@dataclass(frozen=True)
+class LinkedSpan:
+    """One mention of ``Service.link``: its entity (None = it would found a new one) and score."""
+
+    start: int
+    end: int
+    text: str
+    label: str
+    score: float
+    group: int
+    entity: EntityPublic | None
+    link_score: float | None
+
+
+@contextlib.contextmanager
+def _linking_errors() -> Iterator[None]:
+    from linking.linker import LinkingError
+
+    try:
+        yield
+    except LinkingError as exc:
+        raise ServiceError(422, str(exc)) from exc
+
+
+class Service:
+    """Model + store + linker with the locking the HTTP service needs.
+
+    Args:
+        settings (ServiceSettings): Limits and batching parameters.
+        model (ner.SpanModel): The NER model.
+        store (index.Store): The open store.
+        embedder (linking.embedding.Embedder): Mention vectors (its ``dim`` is the store's).
+
+    >>> service = Service.open(ServiceSettings(model="path/to/checkpoint", vectors="span"))  # doctest: +SKIP
+    >>> service.similar(text="Angela Merkel", k=5)  # doctest: +SKIP
+    """
+
+    def __init__(self, settings: ServiceSettings, model: Any, store: Store, embedder: Any) -> None:
+        from linking.linker import Linker
+
+        self.settings, self.model, self.store, self.embedder = settings, model, store, embedder
+        with _linking_errors():
+            self.linker = Linker(store, model, embedder=embedder)
+        self.write_lock = threading.Lock()
+        # Hooks for the metrics layer: NER texts per model call, documents stored per request.
+        self.on_batch: Callable[[int], None] | None = None
+        self.on_ingest: Callable[[int], None] | None = None
+        self.batcher = MicroBatcher(
+            self._extract_batch,
+            max_wait_s=settings.batch_wait_ms / 1000,
+            max_texts=settings.batch_max_texts,
+            on_batch=lambda n: self.on_batch(n) if self.on_batch else None,
+        )
+
+    @classmethod
+    def open(cls, settings: ServiceSettings) -> Service:
+        """Load the model, build the embedder and open (or create) the store.
+
+        Raises:
+            ner.NerError: The model cannot be loaded (e.g. no default model shipped yet).
+            ValueError: Bad embedder settings.
+            index.StoreError: The store cannot be opened, or holds vectors of another size.
+        """
+        import ner
+        from linking.embedding import make_embedder
+
+        model = ner.load(settings.model, device=settings.device)
+        embedder = make_embedder(settings.vectors, model)
+        store = open_store(settings, embedder.dim)
+        try:
+            return cls(settings, model, store, embedder)
+        except BaseException:
+            store.close()
+            raise
+
+    def close(self) -> None:
+        """Finish queued NER calls, then save the FAISS files and close the store."""
+        self.batcher.close()
+        with self.write_lock:
+            self.store.close()
+
+    # -- NER --------------------------------------------------------------------------------------
+
+    def _extract_batch(self, texts: list[str], embeddings: bool) -> list[list[Any]]:
+        return self.model.extract(texts, embeddings=embeddings, strip_spaces=True)
+
+    def extract(
+        self,
+        texts: Sequence[str],
+        *,
+        labels: Sequence[str] | None = None,
+        min_score: float = 0.0,
+        embeddings: bool = False,
+    ) -> list[list[Any]]:
+        """NER through the micro-batcher, then the caller's filters.
+
+        Filtering after decoding is exact for ``min_score`` (a low-scoring span never blocks a
+        higher one in greedy decoding); for ``labels`` it means "keep these types", not "decode
+        only these types".
+        """
+        if labels:
+            unknown = sorted(set(labels) - set(self.model.labels))
+            if unknown:
+                raise ServiceError(
+                    422,
+                    f"unknown labels {unknown}; this model predicts {self.model.labels}",
+                    {"allowed": self.model.labels},
+                )
+        try:
+            results = self.batcher.submit(texts, embeddings=embeddings).result(
+                self.settings.request_timeout_s
+            )
+        except FutureTimeout:
+            raise ServiceError(503, "the model is busy; try again later") from None
+        except BatcherClosed:
+            raise ServiceError(503, "the service is shutting down") from None
+        keep = set(labels) if labels else None
+        return [
+            [e for e in entities if e.score >= min_score and (keep is None or e.label in keep)]
+            for entities in results
+        ]
+
+    # -- documents --------------------------------------------------------------------------------
+
+    def ingest(self, documents: Sequence[DocumentSpec]) -> list[Ingested]:
+        """Extract (where no mentions are given), link and store documents, in order.
+
+        Everything that can be checked without writing is checked first (duplicate ids here, the
+        rest by the request schemas), and NER runs before the first write. If a store write still
+        fails part-way, the documents this call newly created are deleted again; documents it
+        replaced keep their new version (the store has no multi-document transaction).
+        """
+        from linking.linker import DocumentIn, MentionIn
+
+        ids = [d.id or uuid.uuid4().hex for d in documents]
+        seen: dict[str, int] = {}
+        for i, key in enumerate(ids):
+            if key in seen:
+                raise ServiceError(
+                    422,
+                    f"document id {key!r} appears twice in the batch (positions {seen[key]} and {i})",
+                    {"id": key},
+                )
+            seen[key] = i
+        need = [i for i, d in enumerate(documents) if d.mentions is None]
+        found = self.extract([documents[i].text for i in need]) if need else []
+        mentions: dict[int, list[Any]] = {
+            i: [MentionIn(e.start, e.end, e.label, float(e.score)) for e in entities]
+            for i, entities in zip(need, found)
+        }
+        for i, d in enumerate(documents):
+            if d.mentions is not None:
+                mentions[i] = [MentionIn(m.start, m.end, m.label) for m in d.mentions]
+        out: list[Ingested] = []
+        with self.write_lock, _linking_errors():
+            try:
+                for i, (key, d) in enumerate(zip(ids, documents)):
+                    doc = DocumentIn(key, d.text, mentions[i], language=d.language, metadata=d.metadata)
+                    result = self.linker.ingest_one(doc)
+                    stored = self.store.get_document(result.document_id)
+                    out.append(Ingested(key, result.replaced, stored))
+            except BaseException:
+                for done in out:
+                    if not done.replaced:
+                        with contextlib.suppress(Exception):
+                            self._delete_locked(done.id)
+                raise
+        if self.on_ingest is not None:
+            self.on_ingest(len(out))
+        return out
+
+    def get_document(self, external_id: str) -> DocumentPublic:
+        """The stored document. Raises ``index.NotFound``."""
+        return self.store.get_document(external_id=external_id)
+
+    def _delete_locked(self, external_id: str) -> list[int]:
+        document = self.store.get_document(external_id=external_id)
+        touched = {m.entity_id for m in document.mentions if m.entity_id is not None}
+        removed = self.store.delete_document(document.id)
+        # The linker has no public "forget this document" yet; refresh the cached entities the
+        # document touched (``_refresh_all`` drops the ones that are gone).
+        self.linker._refresh_all(touched)
+        return removed
+
+    def delete_document(self, external_id: str) -> list[int]:
+        """Delete a document; returns the entities removed with it. Raises ``index.NotFound``."""
+        with self.write_lock:
+            return self._delete_locked(external_id)
+
+    # -- linking ----------------------------------------------------------------------------------
+
+    def link(self, text: str, mentions: Sequence[MentionSpec] | None = None) -> list[LinkedSpan]:
+        """Link a text's mentions (given, or found by NER) to stored entities; stores nothing."""
+        from linking.linker import MentionIn
+
+        if mentions is None:
+            given = [MentionIn(e.start, e.end, e.label, float(e.score)) for e in self.extract([text])[0]]
+        else:
+            given = [MentionIn(m.start, m.end, m.label) for m in mentions]
+        with self.write_lock, _linking_errors():
+            result = self.linker.link(text, given)
+        entities = self._entities({m.entity_id for m in result.mentions if m.entity_id is not None})
+        return [
+            LinkedSpan(
+                m.start,
+                m.end,
+                m.text,
+                m.label,
+                m.score,
+                m.group,
+                entities.get(m.entity_id) if m.entity_id is not None else None,
+                m.link_score if m.entity_id is not None else None,
+            )
+            for m in result.mentions
+        ]
+
+    def _entities(self, ids: set[int]) -> dict[int, EntityPublic]:
+        out = {}
+        for entity_id in ids:
+            with contextlib.suppress(NotFound):
+                out[entity_id] = self.store.get_entity(entity_id)
+        return out
+
+    # -- entities ---------------------------------------------------------------------------------
+
+    def get_entity(self, entity_id: int) -> EntityPublic:
+        """The entity. Raises ``index.NotFound``."""
+        return self.store.get_entity(entity_id)
+
+    def entity_mentions(self, entity: EntityPublic, limit: int = 10) -> list[MentionHit]:
+        """Up to ``limit`` mentions of the entity (see :func:`entity_mentions`)."""
+        return entity_mentions(self.store, entity, limit)
+
+    def search_entities(
+        self, query: str, *, labels: Sequence[str] | None, limit: int, offset: int
+    ) -> list[EntityPublic]:
+        """Entities whose name or an alias starts with ``query`` (normalized), most mentioned first."""
+        return self.store.search_entities(query, labels=labels, limit=limit, offset=offset)
+
+    def similar(
+        self,
+        *,
+        text: str | None = None,
+        span: tuple[int, int] | None = None,
+        entity_id: int | None = None,
+        vector: Sequence[float] | None = None,
+        k: int = 10,
+        labels: Sequence[str] | None = None,
+    ) -> list[EntityHit]:
+        """Entities nearest a text (a name, or a span of it in context), an entity or a vector."""
+        if k > self.settings.max_k:
+            raise ServiceError(
+                422, f"k must be at most {self.settings.max_k}, got {k}", {"max_k": self.settings.max_k}
+            )
+        if text is not None:
+            start, end = span if span is not None else _trimmed(text)
+            query = self.embedder.embed(text, [(start, end)])
+            if not np.any(query):
+                raise ServiceError(422, "the text gives no vector (no token inside the span)")
+            return self.store.similar_entities(query[0], k=k, labels=labels)
+        if entity_id is not None:
+            self.store.get_entity(entity_id)  # 404 before "has no vector"
+            return self.store.similar_entities(entity_id=entity_id, k=k, labels=labels)
+        if vector is not None and len(vector) != self.store.dim:
+            raise ServiceError(
+                422, f"vector has {len(vector)} values; this store holds {self.store.dim}-d vectors"
+            )
+        query = np.asarray(vector, dtype=np.float32)
+        if not np.all(np.isfinite(query)) or not np.any(query):
+            raise ServiceError(422, "vector must be finite and not all zeros")
+        return self.store.similar_entities(query, k=k, labels=labels)
+
+    def merge(self, target_id: int, other_id: int) -> EntityPublic:
+        """Merge ``other_id`` into ``target_id``; returns the merged entity."""
+        if target_id == other_id:
+            raise ServiceError(422, f"cannot merge entity {target_id} into itself")
+        with self.write_lock, _linking_errors():
+            return self.linker.merge(target_id, other_id)
+
+    def split(
+        self, entity_id: int, mention_ids: Sequence[int], *, name: str | None, label: str | None
+    ) -> EntityPublic:
+        """Move mentions of ``entity_id`` to a new entity; returns the new entity.
+
+        The new entity is named after the first moved mention unless ``name`` is given. Unknown
+        mentions give ``NotFound`` (404), mentions of other entities ``InvalidInput`` (422), both
+        from the store, which checks them inside the transaction.
+        """
+        with self.write_lock, _linking_errors():
+            entity = self.store.get_entity(entity_id)
+            if name is None:
+                name = self._mention_text(entity, mention_ids[0]) or entity.name
+            return self.linker.split(entity_id, list(dict.fromkeys(mention_ids)), name=name, label=label)
+
+    def _mention_text(self, entity: EntityPublic, mention_id: int) -> str | None:
+        for hit in self.entity_mentions(entity, limit=entity.mention_count):
+            if hit.mention.id == mention_id:
+                return hit.mention.text
+        return None
+
+    # -- introspection ----------------------------------------------------------------------------
+
+    def stats(self) -> StoreStats:
+        """Counts and FAISS configuration of the store."""
+        return self.store.stats()
+
+
+def open_store(settings: ServiceSettings, dim: int | None = None) -> Store:
+    """Open (or, given ``dim``, create) the store the settings name; FAISS files go in ``data_dir``."""
+    if dim is None and settings.db_url is None and not (settings.data_dir / "spanlink.db").exists():
+        raise ServiceError(
+            404, f"no store in {settings.data_dir} (ingest documents first, or pass --data-dir)"
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    vector_dir = settings.data_dir if settings.db_url else None
+    return Store.open(settings.store_target(), dim=dim, factory=settings.factory, vector_dir=vector_dir)
+
+
+def entity_mentions(store: Store, entity: EntityPublic, limit: int = 10) -> list[MentionHit]:
+    """Up to ``limit`` mentions of an entity, nearest its centroid first.
+
+    The store has no "mentions of an entity" listing yet, so this searches the mention index
+    around the entity's centroid and keeps the entity's own mentions.
+    """
+    if entity.mention_count == 0:
+        return []
+    k = min(max(4 * limit, entity.mention_count + limit), 10_000)
+    try:
+        hits = store.similar_mentions(entity_id=entity.id, k=k)
+    except (NotFound, ValueError):  # gone meanwhile, or no centroid (InvalidInput is a ValueError)
+        return []
+    return [hit for hit in hits if hit.mention.entity_id == entity.id][:limit]
+
+
+def _trimmed(text: str) -> tuple[int, int]:
+    start = len(text) - len(text.lstrip())
+    return start, len(text.rstrip())
