@@ -5,9 +5,11 @@ FAISS factory string (``"Flat"`` by default, ``"HNSW32"``, ``"IVF4096,Flat"``, .
 be L2-normalized, so inner product is cosine similarity. The database is the source of truth; a
 ``VectorIndex`` is a rebuildable cache of it, which is why this module knows nothing about SQL.
 
-Indexes that cannot remove vectors (HNSW) get tombstones: removed slots are excluded from
-search with an ``IDSelector`` on the inner index until the next rebuild, which the store
-triggers once tombstones pass :data:`MAX_DEAD_FRACTION`.
+Every index except ``Flat`` gets tombstones instead of ``remove_ids``: HNSW cannot remove, and
+an IVF index under ``IndexIDMap2`` would keep its old slot numbers while the id map shifts
+(wrong ids after a removal). Removed slots are excluded from search with an ``IDSelector`` on the
+inner index until the next rebuild, which the store triggers once tombstones pass
+:data:`MAX_DEAD_FRACTION`.
 """
 
 from __future__ import annotations
@@ -259,8 +261,8 @@ class VectorIndex:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if not len(ids):
             return
-        if self._is_hnsw():
-            # HNSW graphs cannot drop nodes: tombstone their slots instead.
+        if self._uses_tombstones():
+            # HNSW graphs cannot drop nodes, and IVF labels would not follow the id map: tombstones.
             id_map = self._ids_by_slot()
             slots = np.flatnonzero(np.isin(id_map, ids))
             self._dead.update(int(s) for s in slots if int(s) not in self._dead)
@@ -271,6 +273,19 @@ class VectorIndex:
 
     def _is_hnsw(self) -> bool:
         return hasattr(faiss.downcast_index(self._index.index), "hnsw")
+
+    def _uses_tombstones(self) -> bool:
+        """Whether removals are tombstones (everything but a plain Flat index, see the module doc)."""
+        return not isinstance(faiss.downcast_index(self._index.index), faiss.IndexFlat)
+
+    def _search_params(self, k: int, selector: Any = None) -> Any:
+        """Per-call search parameters (efSearch / nprobe, tombstone selector), or ``None`` for Flat."""
+        inner = faiss.downcast_index(self._index.index)
+        if hasattr(inner, "hnsw"):
+            return faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k), sel=selector)
+        if faiss.try_extract_index_ivf(inner) is not None:
+            return faiss.SearchParametersIVF(nprobe=self.nprobe, sel=selector)
+        return faiss.SearchParameters(sel=selector) if selector is not None else None
 
     def _flat_storage(self) -> np.ndarray | None:
         """Writable ``(slots, dim)`` view of the raw vectors of Flat and HNSW-Flat indexes, else None."""
@@ -383,15 +398,11 @@ class VectorIndex:
                 return np.full((len(queries), k), -np.inf, np.float32), np.full(
                     (len(queries), k), -1, np.int64
                 )
-            inner = faiss.downcast_index(self._index.index)
-            is_hnsw = hasattr(inner, "hnsw")
             if not self._dead:
-                params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k)) if is_hnsw else None
-                return self._index.search(queries, k, params=params)
+                return self._index.search(queries, k, params=self._search_params(k))
             # Tombstones: search the inner index, skipping dead slots, and translate slots to ids.
-            selector = self._selector()
-            params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k), sel=selector)
-            scores, slots = inner.search(queries, k, params=params)
+            inner = faiss.downcast_index(self._index.index)
+            scores, slots = inner.search(queries, k, params=self._search_params(k, self._selector()))
             id_map = self._ids_by_slot()
             ids = np.where(slots >= 0, id_map[np.maximum(slots, 0)], -1)
             return scores, ids
