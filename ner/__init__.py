@@ -11,8 +11,9 @@ from pathlib import Path
 
 import torch
 
+from ner.entities import Entity
 from ner.errors import CheckpointError, InputError, NerError, PickleRefused
-from ner.model import Entity, SpanModel
+from ner.model import SpanModel
 
 __all__ = ["CheckpointError", "Entity", "InputError", "NerError", "PickleRefused", "SpanModel", "load"]
 

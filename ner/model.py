@@ -17,7 +17,6 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -28,6 +27,7 @@ from tqdm.auto import tqdm
 from ner.config import SpanConfig
 from ner.decoding import decode_spans
 from ner.encoder import Encoder
+from ner.entities import Entity, merge_windows, normalize_inputs
 from ner.errors import CheckpointError, InputError
 from ner.loading import read_weights, resolve_checkpoint
 from ner.segmentation import Window, text_windows, word_windows
@@ -38,47 +38,7 @@ BOUNDARY_WEIGHT, BOUNDARY_BIAS = "spanlink.boundary.weight", "spanlink.boundary.
 
 
 @dataclass
-class Entity:
-    """One predicted mention.
-
-    Args:
-        start (int): character offset of the first character, in the input text.
-        end (int): character offset one past the last character.
-        text (str): `text[start:end]`.
-        label (str): the entity type.
-        score (float): the model's probability for that type.
-        embedding (np.ndarray | None): float32 vector of the encoder's hidden size (the mean of the
-            span's final subword states), when asked for.
-        word_start (int | None): for word-list inputs, the first word; else None.
-        word_end (int | None): for word-list inputs, one past the last word; else None.
-    """
-
-    start: int
-    end: int
-    text: str
-    label: str
-    score: float
-    embedding: np.ndarray | None = None
-    word_start: int | None = None
-    word_end: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "start": self.start,
-            "end": self.end,
-            "text": self.text,
-            "label": self.label,
-            "score": self.score,
-        }
-        if self.word_start is not None:
-            out["word_start"], out["word_end"] = self.word_start, self.word_end
-        if self.embedding is not None:
-            out["embedding"] = self.embedding.tolist()
-        return out
-
-
-@dataclass
-class _Segment:
+class Segment:
     item: int
     base: int  # offset of the window in its input: characters for texts, words for word lists
     window: Window
@@ -256,7 +216,7 @@ class SpanModel:
             self.config.entity_max_length,
         )
 
-    def _plan(self, items: list[str | list[str]], entity_max_length: int) -> list[_Segment]:
+    def _plan(self, items: list[str | list[str]], entity_max_length: int) -> list[Segment]:
         texts: list[tuple[int, int, Window, str]] = []
         word_lists: list[tuple[int, int, Window, list[str]]] = []
         for i, item in enumerate(items):
@@ -279,7 +239,7 @@ class SpanModel:
         encs = self.tokenizer.encode([t[3] for t in texts]) + self.tokenizer.encode_words(
             [w[3] for w in word_lists]
         )
-        segments: list[_Segment] = []
+        segments: list[Segment] = []
         for (item, base, window, _), enc in zip(texts + word_lists, encs):
             if enc.num_tokens > self.max_tokens:
                 raise InputError(
@@ -287,12 +247,12 @@ class SpanModel:
                 )
             spans = candidate_spans(enc.num_words, entity_max_length)
             starts, ends = marker_positions(enc, spans)
-            segments.append(_Segment(item, base, window, enc, spans, starts, ends))
+            segments.append(Segment(item, base, window, enc, spans, starts, ends))
         return segments
 
-    def _batches(self, segments: list[_Segment], batch_size: int) -> Iterator[list[_Segment]]:
+    def _batches(self, segments: list[Segment], batch_size: int) -> Iterator[list[Segment]]:
         order = sorted(segments, key=lambda s: s.cost)
-        batch: list[_Segment] = []
+        batch: list[Segment] = []
         for seg in order:
             width = max([s.enc.num_tokens for s in batch] + [seg.enc.num_tokens]) + 2 * max(
                 [len(s.spans) for s in batch] + [len(seg.spans)]
@@ -306,7 +266,7 @@ class SpanModel:
 
     # -- the forward pass -----------------------------------------------------------------------
 
-    def _encode_text(self, batch: list[_Segment]) -> tuple[torch.Tensor, list, torch.Tensor]:
+    def _encode_text(self, batch: list[Segment]) -> tuple[torch.Tensor, list, torch.Tensor]:
         t = max(s.enc.num_tokens for s in batch)
         ids = torch.full((len(batch), t), self.tokenizer.pad_id, dtype=torch.long)
         valid = torch.zeros((len(batch), t), dtype=torch.bool)
@@ -318,7 +278,7 @@ class SpanModel:
         hidden, cache = self.encoder.forward_text(ids, positions, valid)
         return hidden, cache, valid
 
-    def _logits(self, batch: list[_Segment], cache: list, valid: torch.Tensor) -> torch.Tensor:
+    def _logits(self, batch: list[Segment], cache: list, valid: torch.Tensor) -> torch.Tensor:
         """(batch, most spans, labels) logits for the spans of each segment (padding rows are junk)."""
         p = max(len(s.spans) for s in batch)
         start_pos = torch.full((len(batch), p), 2, dtype=torch.long)
@@ -347,7 +307,7 @@ class SpanModel:
         return torch.cat(logits, dim=1)
 
     def boundary_logits(
-        self, hidden: torch.Tensor, seg: _Segment, row: int
+        self, hidden: torch.Tensor, seg: Segment, row: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-word (start, end) logits: the head on each word's first and last subword state."""
         first = [t[0] if t else 0 for t in seg.enc.word_tokens]
@@ -355,7 +315,7 @@ class SpanModel:
         logits = self.boundary(hidden[row])  # (tokens, 2)
         return logits[first, 0], logits[last, 1]
 
-    def _prune(self, batch: list[_Segment], hidden: torch.Tensor, threshold: float) -> list[_Segment]:
+    def _prune(self, batch: list[Segment], hidden: torch.Tensor, threshold: float) -> list[Segment]:
         """Keep the candidates whose first word may start and last word may end an entity."""
         kept = []
         for b, seg in enumerate(batch):
@@ -367,13 +327,13 @@ class SpanModel:
             may_end |= no_tokens
             keep = may_start[seg.spans[:, 0]] & may_end[seg.spans[:, 1] - 1] if len(seg.spans) else []
             kept.append(
-                _Segment(
+                Segment(
                     seg.item, seg.base, seg.window, seg.enc, seg.spans[keep], seg.starts[keep], seg.ends[keep]
                 )
             )
         return kept
 
-    def _classify(self, batch: list[_Segment], cache: list, valid: torch.Tensor) -> list[np.ndarray]:
+    def _classify(self, batch: list[Segment], cache: list, valid: torch.Tensor) -> list[np.ndarray]:
         """Label probabilities for every candidate span of every segment in the batch."""
         if max(len(s.spans) for s in batch) == 0:
             return [np.zeros((0, len(self.config.labels)), dtype=np.float32) for _ in batch]
@@ -416,13 +376,13 @@ class SpanModel:
             InputError: `texts` is not one of the accepted shapes.
         """
         single = isinstance(texts, str)
-        items = _normalize_inputs(texts)
+        items = normalize_inputs(texts)
         eml = entity_max_length or self.config.entity_max_length
         if eml < 1:
             raise InputError(f"entity_max_length must be at least 1, got {eml}")
         threshold = self._prune_threshold(prune)
         segments = self._plan(items, eml)
-        found: list[list[tuple[Entity, _Segment]]] = [[] for _ in items]
+        found: list[list[tuple[Entity, bool]]] = [[] for _ in items]
         batches = list(self._batches(segments, batch_size))
         with torch.inference_mode():
             for batch in tqdm(batches, desc="extract", unit="batch", disable=not show_progress_bar):
@@ -438,8 +398,8 @@ class SpanModel:
                             continue
                         if embeddings:
                             entity.embedding = self._mean_state(hidden[b], seg.enc, start, end)
-                        found[seg.item].append((entity, seg))
-        results = [_merge_windows(entities) for entities in found]
+                        found[seg.item].append((entity, seg.window.overlapping))
+        results = [merge_windows(entities) for entities in found]
         return results[0] if single else results
 
     def _prune_threshold(self, prune: bool | None) -> float | None:
@@ -500,7 +460,7 @@ class SpanModel:
             jobs.append((windows[k].start, text[windows[k].start : windows[k].end], members))
         encs = self.tokenizer.encode([piece for _, piece, _ in jobs])
         segments = [
-            _Segment(j, base, Window(0, 0, 0, 0), enc, np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0))
+            Segment(j, base, Window(0, 0, 0, 0), enc, np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0))
             for j, ((base, _, _), enc) in enumerate(zip(jobs, encs))
         ]
         with torch.inference_mode():
@@ -523,7 +483,7 @@ class SpanModel:
     def _entity(
         self,
         item: str | list[str],
-        seg: _Segment,
+        seg: Segment,
         start: int,
         end: int,
         label_id: int,
@@ -554,32 +514,3 @@ class SpanModel:
     def _mean_state(self, hidden: torch.Tensor, enc: Encoded, start: int, end: int) -> np.ndarray:
         ranges = [r for r in enc.word_tokens[start:end] if r is not None]
         return hidden[ranges[0][0] : ranges[-1][1]].float().mean(0).cpu().numpy()
-
-
-def _normalize_inputs(texts: Any) -> list[str | list[str]]:
-    if isinstance(texts, str):
-        return [texts]
-    if not isinstance(texts, (list, tuple)):
-        raise InputError(
-            f"texts must be a string, a list of strings or a list of word lists, got {type(texts).__name__}"
-        )
-    items: list[str | list[str]] = []
-    for i, item in enumerate(texts):
-        if isinstance(item, str):
-            items.append(item)
-        elif isinstance(item, (list, tuple)) and all(isinstance(w, str) for w in item):
-            items.append(list(item))
-        else:
-            raise InputError(f"texts[{i}] must be a string or a list of strings, got {type(item).__name__}")
-    return items
-
-
-def _merge_windows(found: list[tuple[Entity, _Segment]]) -> list[Entity]:
-    """Entities of one input in order; where overlapping windows met, the higher score wins."""
-    if any(seg.window.overlapping for _, seg in found):
-        chosen: list[Entity] = []
-        for entity, _ in sorted(found, key=lambda pair: -pair[0].score):
-            if all(entity.end <= c.start or entity.start >= c.end for c in chosen):
-                chosen.append(entity)
-        return sorted(chosen, key=lambda e: e.start)
-    return sorted((entity for entity, _ in found), key=lambda e: e.start)

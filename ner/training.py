@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ner.model import SpanModel, _Segment
+from ner.model import Segment, SpanModel
 from ner.segmentation import Window
 from ner.tokenization import marker_positions
 from ner.training_data import Example, sample_spans
@@ -117,7 +117,7 @@ def _loss(
             ex, eml, config.negatives, config.hard_fraction, rng, model.config.outside_id
         )
         starts, ends = marker_positions(ex.enc, spans)
-        segments.append(_Segment(i, 0, Window(0, 0, 0, 0), ex.enc, spans, starts, ends))
+        segments.append(Segment(i, 0, Window(0, 0, 0, 0), ex.enc, spans, starts, ends))
         labels.append(span_labels)
     hidden, cache, valid = model._encode_text(segments)
     logits = model._logits(segments, cache, valid)
