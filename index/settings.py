@@ -28,6 +28,9 @@ class StoreSettings:
     ef_construction: int = _setting(40, "HNSW efConstruction: graph quality versus build time.")  # type: ignore[assignment]
     ef_search: int = _setting(96, "HNSW efSearch: recall versus query time (raised to k when smaller).")  # type: ignore[assignment]
     nprobe: int = _setting(16, "IVF lists visited per query: recall versus query time.")  # type: ignore[assignment]
+    build_threads: int = _setting(  # type: ignore[assignment]
+        0, "FAISS OpenMP threads for bulk builds (rebuilds, training); 0 means one per CPU core."
+    )
     sqlite_synchronous: str = _setting(  # type: ignore[assignment]
         "NORMAL",
         "SQLite PRAGMA synchronous. NORMAL in WAL mode survives process crashes; FULL also power loss.",
@@ -44,10 +47,17 @@ class StoreSettings:
         for name in ("ef_construction", "ef_search", "nprobe"):
             if getattr(self, name) < 1:
                 raise InvalidInput(f"{name} must be >= 1", value=getattr(self, name))
+        if self.build_threads < 0:
+            raise InvalidInput("build_threads must be >= 0 (0: one per CPU core)", value=self.build_threads)
 
     def vector_params(self) -> dict[str, int]:
         """Keyword arguments for :class:`index.vectors.VectorIndex`."""
-        return {"ef_construction": self.ef_construction, "ef_search": self.ef_search, "nprobe": self.nprobe}
+        return {
+            "ef_construction": self.ef_construction,
+            "ef_search": self.ef_search,
+            "nprobe": self.nprobe,
+            "build_threads": self.build_threads,
+        }
 
 
 def describe_settings() -> list[tuple[str, object, str]]:

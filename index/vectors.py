@@ -137,6 +137,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@contextmanager
+def omp_threads(threads: int) -> Iterator[None]:
+    """Run FAISS with ``threads`` OpenMP threads (0: one per CPU core) inside the ``with`` block.
+
+    The OpenMP thread count is a per-thread setting, so a bulk build on one thread does not
+    change the (typically single-threaded) searches of the others; it is restored afterwards.
+    """
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def _inner_index(dim: int, factory: str) -> faiss.Index:
     """Build the inner inner-product index, turning FAISS parse errors into :class:`InvalidInput`."""
     try:
@@ -158,6 +173,7 @@ class VectorIndex:
         ef_construction (int): HNSW build breadth (higher: better graph, slower build). Defaults to 40.
         ef_search (int): HNSW search breadth (raised to ``k`` when smaller). Defaults to 64.
         nprobe (int): IVF lists visited per query. Defaults to 16.
+        build_threads (int): OpenMP threads of bulk builds (:meth:`build`); 0: one per core. Defaults to 0.
 
     >>> index = VectorIndex.build(4, "Flat", np.array([7]), np.eye(4, dtype="float32")[:1])
     >>> index.search(np.eye(4, dtype="float32")[:1], k=1)[1].tolist()
@@ -172,8 +188,10 @@ class VectorIndex:
         ef_construction: int = 80,
         ef_search: int = 64,
         nprobe: int = 16,
+        build_threads: int = 0,
     ) -> None:
         self.dim = dim
+        self.build_threads = build_threads
         self.factory = factory
         self.ef_construction = ef_construction
         self.ef_search = ef_search
@@ -220,8 +238,9 @@ class VectorIndex:
     ) -> VectorIndex:
         """Build an index in bulk from normalized ``vectors`` with database ``ids``.
 
-        Bulk ``add`` lets FAISS parallelize HNSW construction over its OpenMP threads, which is
-        much faster than adding document by document. Trainable factories (IVF, PQ) are trained
+        Bulk ``add`` lets FAISS parallelize HNSW construction (and IVF training and assignment)
+        over ``build_threads`` OpenMP threads, all cores by default, which is much faster than
+        adding document by document. Trainable factories (IVF, PQ) are trained
         on these vectors; with too few of them the index falls back to ``Flat`` (logged), and
         :attr:`effective_factory` says so, so that the next rebuild can try again.
 
@@ -230,10 +249,15 @@ class VectorIndex:
             factory (str): FAISS factory string.
             ids (np.ndarray): int64 ids, one per row.
             vectors (np.ndarray): float32 ``(n, dim)`` unit rows.
-            **params (int): ``ef_construction``, ``ef_search``, ``nprobe``.
+            **params (int): ``ef_construction``, ``ef_search``, ``nprobe``, ``build_threads``.
         """
         index = cls(dim, factory, **params)
-        need = cls.min_train_points(factory, dim)
+        with omp_threads(index.build_threads):
+            index._build(factory, ids, vectors)
+        return index
+
+    def _build(self, factory: str, ids: np.ndarray, vectors: np.ndarray) -> None:
+        need = self.min_train_points(factory, self.dim)
         if need and len(ids) < need:
             logger.warning(
                 "FAISS factory %r needs %d vectors to train, the store has %d: using Flat until a rebuild",
@@ -242,11 +266,10 @@ class VectorIndex:
                 len(ids),
             )
         else:
-            index._index = index._make(factory)
+            self._index = self._make(factory)
             if need:
-                index._index.train(vectors)
-        index._add(ids, vectors)
-        return index
+                self._index.train(vectors)
+        self._add(ids, vectors)
 
     # -- mutation ------------------------------------------------------------------------------
 

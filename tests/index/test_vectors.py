@@ -1,5 +1,7 @@
 """VectorIndex: exact and approximate search against brute force, removal, atomic save/load."""
 
+import os
+
 import numpy as np
 import pytest
 from conftest import DIM, clustered
@@ -140,3 +142,25 @@ def test_bad_input_is_refused():
         normalize_rows(np.full(DIM, np.nan), DIM)
     with pytest.raises(InvalidInput, match="factory"):
         VectorIndex.build(DIM, "NotAnIndex", np.arange(1), normalize_rows(np.ones(DIM), DIM))
+
+
+def test_bulk_builds_use_build_threads_and_restore_the_query_setting(data, monkeypatch):
+    import faiss
+
+    ids, vectors, _ = data
+    seen = []
+    original = VectorIndex._build
+
+    def spy(self, *args):
+        seen.append(faiss.omp_get_max_threads())
+        return original(self, *args)
+
+    monkeypatch.setattr(VectorIndex, "_build", spy)
+    faiss.omp_set_num_threads(1)
+    try:
+        VectorIndex.build(DIM, "HNSW16", ids, vectors, build_threads=3)
+        assert seen == [3] and faiss.omp_get_max_threads() == 1
+        VectorIndex.build(DIM, "Flat", ids, vectors)  # 0: one per core
+        assert seen[-1] == (os.cpu_count() or 1) and faiss.omp_get_max_threads() == 1
+    finally:
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
