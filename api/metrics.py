@@ -75,6 +75,17 @@ class Metrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+def route_template(scope: dict) -> str:
+    """The matched route's full path template, or ``"unmatched"`` (unknown URL: one label for all).
+
+    FastAPI >= 0.16x resolves included routers lazily: ``scope["route"]`` is the inner route,
+    whose ``path`` lacks the ``/v1`` prefix; the full template is on the effective route context.
+    """
+    context = (scope.get("fastapi") or {}).get("effective_route_context")
+    template = getattr(context, "path_format", None) or getattr(scope.get("route"), "path", None)
+    return template or "unmatched"
+
+
 def install_metrics(app: FastAPI) -> Metrics:
     """Create the app's metrics and the middleware that counts and times every request."""
     metrics = Metrics()
@@ -89,8 +100,7 @@ def install_metrics(app: FastAPI) -> Metrics:
             status = response.status_code
             return response
         finally:
-            route = request.scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = route_template(request.scope)
             metrics.requests.labels(request.method, template, str(status)).inc()
             metrics.latency.labels(request.method, template).observe(time.perf_counter() - started)
 
