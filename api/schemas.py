@@ -12,13 +12,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 MAX_ID = 2**63 - 1
 """Database ids are signed 64-bit integers; larger numbers are refused up front (422, not a 500)."""
 
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-Offset = Annotated[int, Field(ge=0, le=MAX_ID)]
+
+def _json_integer(value: Any) -> Any:
+    # JSON Schema counts 3.0 as an integer, and so do many JSON encoders (JavaScript's has no
+    # int type); "3" and true are still refused. Strict mode alone would refuse 3.0 (found by
+    # the schemathesis run), lax mode would accept "3".
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_json_integer)]
+Id = Annotated[Integer, Field(ge=1, le=MAX_ID)]
+Offset = Annotated[Integer, Field(ge=0, le=MAX_ID)]
 Label = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -270,7 +281,7 @@ class SimilarRequest(_Request):
     end: Offset | None = None
     entity_id: Id | None = Field(None, description="Entities similar to this one (itself excluded).")
     vector: list[Finite] | None = Field(None, min_length=1, description="A query vector of the index's size.")
-    k: int = Field(10, ge=1, le=MAX_ID, description="Number of hits (at most the configured max_k).")
+    k: Integer = Field(10, ge=1, le=MAX_ID, description="Number of hits (at most the configured max_k).")
     labels: list[Label] | None = Field(None, description="Keep only entities of these types.")
 
     @model_validator(mode="after")
