@@ -157,7 +157,7 @@ def similar(
     except StoreError as exc:
         raise fail(str(exc)) from None
     finally:
-        service.close()
+        service.close(save=False)
     for hit in hits:
         _print_json({"score": float(hit.score), "entity": entity_public(hit.entity).model_dump(mode="json")})
 
@@ -188,5 +188,5 @@ def entity(
     except NotFound:
         raise fail(f"entity {entity_id} not found") from None
     finally:
-        store.close()
+        store.close(save=False)  # read-only: leave the FAISS files to the store's owner
     _print_json(detail.model_dump(mode="json"))

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -101,7 +102,8 @@ def install_metrics(app: FastAPI) -> Metrics:
             return response
         finally:
             template = route_template(request.scope)
-            metrics.requests.labels(request.method, template, str(status)).inc()
-            metrics.latency.labels(request.method, template).observe(time.perf_counter() - started)
+            method = request.method if request.method in METHODS else "other"  # bounded labels
+            metrics.requests.labels(method, template, str(status)).inc()
+            metrics.latency.labels(method, template).observe(time.perf_counter() - started)
 
     return metrics

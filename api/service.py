@@ -135,11 +135,15 @@ class Service:
             store.close()
             raise
 
-    def close(self) -> None:
-        """Finish queued NER calls, then save the FAISS files and close the store."""
+    def close(self, *, save: bool = True) -> None:
+        """Finish queued NER calls, then save the FAISS files (unless ``save`` is false) and close the store.
+
+        Read-only users (the `similar` CLI) pass ``save=False``: they must not overwrite the files
+        of a server that owns the same store.
+        """
         self.batcher.close()
         with self.write_lock:
-            self.store.close()
+            self.store.close(save=save)
 
     # -- NER --------------------------------------------------------------------------------------
 
