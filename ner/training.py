@@ -281,6 +281,8 @@ def train(
         finished = True
     except TimeoutError:
         logger.info("time budget reached at step %d; run the same command again to resume", step)
+    except KeyboardInterrupt:
+        logger.info("interrupted at step %d; state saved, run the same command again to resume", step)
     finally:
         bar.close()
         _save_state(out, model, optimizer, scheduler, step, epoch_step, epoch)
