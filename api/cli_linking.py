@@ -23,14 +23,14 @@ VectorsOption = Annotated[
 ]
 
 
-def _embedder(kind: str, span_model: Any):  # noqa: ANN202 - a linking Embedder
+def _embedder(kind: str, span_model: Any, cache_file: Path | None = None):  # noqa: ANN202 - an Embedder
     from linking.embedding import make_embedder
     from linking.settings import VECTOR_KINDS
 
     if kind not in VECTOR_KINDS:
         raise fail(f"--vectors must be one of {', '.join(VECTOR_KINDS)}, got {kind!r}")
     try:
-        return make_embedder(kind, span_model)
+        return make_embedder(kind, span_model, cache_file=cache_file)
     except (ValueError, ImportError) as exc:
         raise fail(str(exc)) from None
 
@@ -125,6 +125,12 @@ def eval_linking(
     vectors: VectorsOption = "surface",
     languages: Annotated[str | None, typer.Option(help="Comma-separated languages to keep.")] = None,
     limit: Annotated[int, typer.Option(min=0, help="Keep the first N documents per topic (0 = all).")] = 0,
+    surface_cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Read/write surface vectors here (.npz), so repeated evaluations skip the encoder."
+        ),
+    ] = None,
     settings_json: Annotated[
         str | None,
         typer.Option("--settings", help='LinkSettings overrides as JSON, e.g. {"link_threshold": 1.1}.'),
@@ -166,7 +172,13 @@ def eval_linking(
         span_model = new_span_model("e5-small", LABELS)  # base encoder: span vectors without a NER head
     else:
         span_model = None
-    embedder = _embedder(vectors, span_model)
+    embedder = _embedder(vectors, span_model, surface_cache)
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(1)  # one query at a time: OpenMP wake-ups cost more than they save
+    except ImportError:
+        pass
     report = evaluate_documents(
         docs,
         lambda store: Linker(store, span_model, settings, embedder=embedder),
@@ -175,6 +187,9 @@ def eval_linking(
         alignment=alignment,
         progress=True,
     )
+    for part in (embedder, getattr(embedder, "surface", None)):
+        if hasattr(part, "save_cache"):
+            part.save_cache()
     report["config"] = {
         "topics": topic_list,
         "vectors": vectors,

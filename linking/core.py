@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from linking.names import form_similarity, name_keys
+from linking.names import form_similarity, name_keys, normalize_name
 from linking.settings import LinkSettings
+
+MAX_POSTING = 200  # alias keys shared by more entities than this are skipped when finding candidates
 
 
 @dataclass
@@ -44,6 +46,7 @@ class EntityView:
     aliases: list[str]
     vector: np.ndarray | None = None
     mention_count: int = 0
+    known: set[str] = field(default_factory=set, repr=False)  # normalize_name of name and aliases
 
 
 @dataclass(frozen=True)
@@ -66,13 +69,22 @@ class Decision:
     candidates: tuple[CandidateScore, ...] = ()
 
 
-def name_similarity(forms: Iterable[str], aliases: Iterable[str]) -> float:
-    """Best ``form_similarity`` between any group form and any alias."""
+def name_similarity(
+    forms: Iterable[str], aliases: Iterable[str], partial: float = 0.8, known: set[str] | None = None
+) -> float:
+    """Best ``form_similarity`` between any group form and any alias.
+
+    ``known`` (the aliases' ``normalize_name`` forms) short-cuts the common exact match, which
+    matters for entities with hundreds of aliases.
+    """
+    forms = list(forms)
+    if known is not None and any(normalize_name(form) in known for form in forms):
+        return 1.0
     aliases = list(dict.fromkeys(aliases))
     best = 0.0
     for form in dict.fromkeys(forms):
         for alias in aliases:
-            best = max(best, form_similarity(form, alias))
+            best = max(best, form_similarity(form, alias, partial))
             if best >= 1.0:
                 return 1.0
     return best
@@ -102,7 +114,12 @@ def mean_vector(vectors: np.ndarray) -> np.ndarray | None:
 
 def score_candidate(group: GroupView, entity: EntityView, settings: LinkSettings) -> CandidateScore:
     """Combine name similarity, centroid cosine and type agreement into one link score."""
-    name = name_similarity(group.forms, [entity.name, *entity.aliases])
+    if not entity.known:
+        entity.known = {normalize_name(form) for form in [entity.name, *entity.aliases]}
+    known = entity.known
+    name = name_similarity(
+        group.forms, [entity.name, *entity.aliases], settings.partial_for(group.label), known
+    )
     cosine = 0.0
     if group.vector is not None and entity.vector is not None:
         cosine = float(np.dot(group.vector, entity.vector))
@@ -137,6 +154,12 @@ class MemoryEntities:
     sums: dict[int, np.ndarray] = field(default_factory=dict)
     keys: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
     _next_id: int = 1
+    _matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    _row_ids: list[int] = field(default_factory=list)
+    _row_of: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._matrix = np.zeros((0, self.dim), np.float32)
 
     def candidates(
         self, group: GroupView, settings: LinkSettings, vector_ids: Sequence[int] | None = None
@@ -151,24 +174,42 @@ class MemoryEntities:
         """
         hits: dict[int, int] = defaultdict(int)
         for key in {k for form in group.forms for k in name_keys(form)}:
-            for entity_id in self.keys.get(key, ()):
+            posting = self.keys.get(key, ())
+            if len(posting) > MAX_POSTING:  # a key this common ("t:euro") does not discriminate
+                continue
+            for entity_id in posting:
                 hits[entity_id] += 1
         ranked = sorted(hits, key=lambda e: (-hits[e], -self.entities[e].mention_count))
         chosen = ranked[: settings.name_candidates]
         if vector_ids is not None:
             chosen.extend(e for e in vector_ids if e not in hits and e in self.entities)
         elif group.vector is not None and settings.vector_candidates and self.entities:
-            ids = list(self.entities)
-            matrix = np.stack([self._unit(e) for e in ids])
-            sims = matrix @ group.vector
-            top = np.argsort(-sims)[: settings.vector_candidates]
-            chosen.extend(ids[t] for t in top if ids[t] not in hits)
+            sims = self._matrix[: len(self._row_ids)] @ group.vector
+            k = min(settings.vector_candidates, len(sims))
+            top = np.argpartition(-sims, k - 1)[:k]
+            for t in top[np.argsort(-sims[top])]:
+                entity_id = self._row_ids[t]
+                if entity_id > 0 and entity_id not in hits:
+                    chosen.append(entity_id)
         return [self.entities[e] for e in chosen]
+
+    def _set_row(self, entity_id: int, vector: np.ndarray | None) -> None:
+        """Keep the exact-search matrix in step with the entity's centroid (rows are never reused)."""
+        row = self._row_of.get(entity_id)
+        if row is None:
+            row = self._row_of[entity_id] = len(self._row_ids)
+            self._row_ids.append(entity_id)
+            if row >= len(self._matrix):
+                grown = np.zeros((max(1024, 2 * len(self._matrix)), self.dim), np.float32)
+                grown[: len(self._matrix)] = self._matrix
+                self._matrix = grown
+        self._matrix[row] = 0.0 if vector is None else vector
 
     def put(self, entity: EntityView) -> None:
         """Insert or replace an entity (from the store), filing its name and aliases under their keys."""
         self.remove(entity.id)
         self.entities[entity.id] = entity
+        self._set_row(entity.id, entity.vector)
         for form in [entity.name, *entity.aliases]:
             for key in name_keys(form):
                 self.keys[key].add(entity.id)
@@ -177,14 +218,14 @@ class MemoryEntities:
         """Forget an entity (merged away, or left without mentions)."""
         old = self.entities.pop(entity_id, None)
         self.sums.pop(entity_id, None)
+        row = self._row_of.pop(entity_id, None)
+        if row is not None:
+            self._matrix[row] = 0.0
+            self._row_ids[row] = -1
         if old is not None:
             for form in [old.name, *old.aliases]:
                 for key in name_keys(form):
                     self.keys.get(key, set()).discard(entity_id)
-
-    def _unit(self, entity_id: int) -> np.ndarray:
-        vector = self.entities[entity_id].vector
-        return vector if vector is not None else np.zeros(self.dim, np.float32)
 
     def add(self, group: GroupView, vectors: np.ndarray | None, entity_id: int | None) -> int:
         """Record a linked group (``entity_id``) or create an entity for it (``None``)."""
@@ -198,6 +239,7 @@ class MemoryEntities:
             norm = " ".join(form.casefold().split())
             if norm not in entity.aliases:
                 entity.aliases.append(norm)
+                entity.known.add(normalize_name(form))
                 for key in name_keys(form):
                     self.keys[key].add(entity_id)
         entity.mention_count += len(group.forms)
@@ -207,6 +249,7 @@ class MemoryEntities:
             self.sums[entity_id] += (rows / np.where(norms > 0, norms, 1)).sum(0)
             total = float(np.linalg.norm(self.sums[entity_id]))
             entity.vector = self.sums[entity_id] / total if total > 0 else None
+            self._set_row(entity_id, entity.vector)
         return entity_id
 
 

@@ -53,9 +53,13 @@ class SurfaceEmbedder:
         folder (str | Path | None): A BERT-family encoder folder. Defaults to the bundled e5-small
             (``ner.base_encoder.ensure_base_encoder()``).
         batch_size (int): Strings per forward pass. Defaults to 64.
+        cache_file (str | Path | None): An ``.npz`` of earlier vectors (strings + matrix), read
+            here and written by ``save_cache``; for repeated evaluations. Defaults to None.
     """
 
-    def __init__(self, folder: str | Path | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self, folder: str | Path | None = None, batch_size: int = 64, cache_file: str | Path | None = None
+    ) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -69,6 +73,20 @@ class SurfaceEmbedder:
         self.dim = int(self.encoder.config.hidden_size)
         self.batch_size = batch_size
         self.cache: dict[str, np.ndarray] = {}
+        self.cache_file = Path(cache_file) if cache_file is not None else None
+        if self.cache_file is not None and self.cache_file.exists():
+            with np.load(self.cache_file, allow_pickle=False) as saved:
+                self.cache = dict(zip(saved["strings"].tolist(), saved["vectors"]))
+
+    def save_cache(self) -> None:
+        """Write the string -> vector cache to ``cache_file`` (no-op without one)."""
+        if self.cache_file is None or not self.cache:
+            return
+        strings = list(self.cache)
+        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            self.cache_file, strings=np.array(strings), vectors=np.stack([self.cache[s] for s in strings])
+        )
 
     def embed_strings(self, strings: Sequence[str]) -> np.ndarray:
         """One normalized vector per string (cached)."""
@@ -111,13 +129,22 @@ class MixEmbedder:
         return _normalize(self.span.embed(text, spans) + self.surface.embed(text, spans))
 
 
-def make_embedder(kind: str, model=None, surface_folder: str | Path | None = None) -> Embedder:  # noqa: ANN001
+def make_embedder(  # noqa: ANN201
+    kind: str,
+    model=None,
+    surface_folder: str | Path | None = None,
+    cache_file: str | Path | None = None,  # noqa: ANN001
+):
     """Build the embedder for ``kind`` (one of ``VECTOR_KINDS``).
 
     Args:
         kind (str): ``"span"``, ``"surface"`` or ``"mix"``.
         model (ner.SpanModel | None): Needed for ``span`` and ``mix``.
         surface_folder (str | Path | None): Encoder for surface vectors. Defaults to e5-small.
+        cache_file (str | Path | None): Surface vector cache (see ``SurfaceEmbedder``). Defaults to None.
+
+    Returns:
+        Embedder: ``SpanEmbedder``, ``SurfaceEmbedder`` or ``MixEmbedder``.
 
     Raises:
         ValueError: Unknown kind, or a span kind without a model.
@@ -128,5 +155,5 @@ def make_embedder(kind: str, model=None, surface_folder: str | Path | None = Non
         raise ValueError(f"vector kind {kind!r} needs a NER model (SpanModel) for its span embeddings")
     if kind == "span":
         return SpanEmbedder(model)
-    surface = SurfaceEmbedder(surface_folder)
+    surface = SurfaceEmbedder(surface_folder, cache_file=cache_file)
     return surface if kind == "surface" else MixEmbedder(SpanEmbedder(model), surface)

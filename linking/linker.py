@@ -16,10 +16,20 @@ from typing import Any
 
 import numpy as np
 
-from index import DocumentCreate, EntityPublic, MentionCreate, MentionPublic, NewEntity, NotFound, Store
+from index import (
+    DocumentCreate,
+    EntityCreate,
+    EntityPublic,
+    MentionCreate,
+    MentionPublic,
+    NewEntity,
+    NotFound,
+    Store,
+)
 from linking.core import Decision, EntityView, GroupView, MemoryEntities, decide, group_label, mean_vector
 from linking.coref import MentionSpan, group_mentions
 from linking.embedding import Embedder, SpanEmbedder
+from linking.names import form_similarity
 from linking.settings import LinkSettings
 
 
@@ -283,6 +293,7 @@ class Linker:
                 metadata=dict(document.metadata),
             )
         )
+        self._rename(views, decisions)
         mention_entities = [m.entity_id for m in result.document.mentions]
         for entity_id in result.removed_entity_ids:
             self.table.remove(entity_id)
@@ -297,6 +308,21 @@ class Linker:
             list(result.created_entity_ids),
             list(result.removed_entity_ids),
         )
+
+    def _rename(self, views: list[GroupView], decisions: list[Decision]) -> None:
+        """Give an entity known by a part of its name ("Farage") the fuller form a group brings."""
+        if not self.settings.rename_entities:
+            return
+        for view, decision in zip(views, decisions):
+            cached = self.table.entities.get(decision.entity_id) if decision.entity_id is not None else None
+            if cached is None:
+                continue
+            fuller = canonical_form(view.forms)
+            if len(fuller.split()) > len(cached.name.split()) and (
+                form_similarity(cached.name, fuller, self.settings.partial_for(cached.label))
+                >= self.settings.coref_threshold
+            ):
+                self.store.upsert_entity(EntityCreate(fuller, cached.label), entity_id=cached.id)
 
     def ingest(
         self, documents: Iterable[DocumentIn], *, progress: bool = False, batch_size: int = 16

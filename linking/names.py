@@ -22,6 +22,7 @@ _NON_WORD = re.compile(r"[^0-9a-z ]+")
 _SPACES = re.compile(r"\s+")
 _VOWELS = re.compile(r"[aeiouy]")
 _SKELETON_FOLD = (
+    ("dzh", "j"),  # Russian/Bulgarian "Дж" for English "J": Джонсон -> dzhonson ~ johnson
     ("sch", "s"),
     ("shch", "s"),
     ("zh", "z"),
@@ -69,7 +70,7 @@ def skeleton(token: str) -> str:
     out = token
     for source, target in _SKELETON_FOLD:
         out = out.replace(source, target)
-    first, rest = out[:1], _VOWELS.sub("", out[1:])
+    first, rest = out[:1], _VOWELS.sub("", out[1:]).replace("h", "")  # "johnson" ~ "dzhonson"
     out = first + rest
     return re.sub(r"(.)\1+", r"\1", out)
 
@@ -132,13 +133,14 @@ def is_acronym(surface: str) -> bool:
 
 
 @lru_cache(maxsize=200_000)
-def form_similarity(a: str, b: str) -> float:
+def form_similarity(a: str, b: str, partial: float = 0.8) -> float:
     """Similarity of two surface forms in [0, 1]; the core name comparison.
 
     Equal normalized forms give 1. Otherwise the tokens of the shorter form are aligned to the
     longer one (``token_similarity``); a shorter form that is a part of the longer one (surname
-    of a full name) scores a little below a full match. An acronym matching the initials of
-    the other form scores 0.85.
+    of a full name) scores ``partial`` plus up to 0.1 for coverage: a surname is strong evidence
+    for a person, "Ireland" in "Northern Ireland" is weak evidence for a place, so callers pass a
+    lower ``partial`` for other types. An acronym matching the other form's initials scores 0.85.
     """
     ta, tb = name_tokens(a), name_tokens(b)
     if not ta or not tb:
@@ -148,6 +150,10 @@ def form_similarity(a: str, b: str) -> float:
     if len(ta) == 1 and len(tb) > 1 and is_acronym(a) and ta[0] == acronym_of(tb):
         return 0.85
     if len(tb) == 1 and len(ta) > 1 and is_acronym(b) and tb[0] == acronym_of(ta):
+        return 0.85
+    # Spelled as one word in one language and two in another ("Великобритания", "Wielka Brytania").
+    joined_a, joined_b = skeleton("".join(ta)), skeleton("".join(tb))
+    if len(ta) != len(tb) and len(joined_a) >= 5 and joined_a == joined_b:
         return 0.85
     short, long_ = (ta, tb) if len(ta) <= len(tb) else (tb, ta)
     if len(short) == len(long_):
@@ -171,7 +177,7 @@ def form_similarity(a: str, b: str) -> float:
     # Part of a longer name: the surname, or "Komise" for "Evropská komise". Content words only.
     content = [t for t in long_ if t not in STOP_TOKENS]
     coverage = len(short) / max(1, len(content))
-    return (sum(sims) / len(sims)) * (0.8 + 0.1 * min(1.0, coverage))
+    return (sum(sims) / len(sims)) * (partial + 0.1 * min(1.0, coverage))
 
 
 def name_keys(surface: str) -> set[str]:
@@ -181,7 +187,11 @@ def name_keys(surface: str) -> set[str]:
     if not tokens:
         return set()
     stems = [t[:4] for t in tokens]
-    keys = {"f:" + " ".join(stems), "s:" + " ".join(skeleton(t) for t in tokens)}
+    keys = {
+        "f:" + " ".join(stems),
+        "s:" + " ".join(skeleton(t) for t in tokens),
+        "j:" + skeleton("".join(tokens)),
+    }
     for token in tokens:
         if token not in STOP_TOKENS and len(token) >= 3 and not token.isdigit():
             keys.add("t:" + token[:4])

@@ -31,35 +31,55 @@ class LinkSettings:
     coref_cross_type: bool = _setting(
         True, "Group mentions of different types in a document when their names match exactly."
     )
+    partial_person: float = _setting(
+        0.8, "Base name similarity of a part of a longer person name (surname for full name)."
+    )
+    partial_other: float = _setting(
+        0.8, "Base name similarity of a part of a longer non-person name ('Ireland' in 'Northern Ireland')."
+    )
     name_weight: float = _setting(1.0, "Weight of the name similarity (0..1) in the link score.")
     vector_weight: float = _setting(
-        0.5, "Weight of the cosine between the group vector and the entity centroid."
+        0.25, "Weight of the cosine between the group vector and the entity centroid."
     )
     type_weight: float = _setting(0.1, "Bonus for a candidate of the same type.")
-    link_threshold: float = _setting(1.15, "Link score at or above which a group joins an existing entity.")
+    link_threshold: float = _setting(1.1, "Link score at or above which a group joins an existing entity.")
     min_name_similarity: float = _setting(
         0.5, "Candidates with a lower name similarity are linked only on a very high cosine (see next)."
     )
     vector_only_cosine: float = _setting(
         0.97, "Cosine at or above which a candidate qualifies whatever its name (cross-script names)."
     )
+    rename_entities: bool = _setting(
+        True, "Rename an entity known by part of its name ('Farage') to a fuller form ('Nigel Farage')."
+    )
     vector_candidates: int = _setting(10, "Nearest entities fetched from the FAISS index per group.")
     name_candidates: int = _setting(50, "Most candidates taken from the alias-key table per group.")
     vector_kind: str = _setting(
-        "span",
+        "surface",
         "Mention vector: 'span' (contextual span embedding), 'surface' (sentence embedding of the "
-        "mention text) or 'mix' (normalized sum of both). Linker only; fixed by the embedder given.",
+        "mention text) or 'mix' (normalized sum of both); the CLI builds it, a Linker uses the "
+        "embedder given.",
     )
 
     def __post_init__(self) -> None:
         if self.vector_kind not in VECTOR_KINDS:
             raise ValueError(f"vector_kind must be one of {VECTOR_KINDS}, got {self.vector_kind!r}")
-        for name in ("coref_threshold", "min_name_similarity", "vector_only_cosine"):
+        for name in (
+            "coref_threshold",
+            "min_name_similarity",
+            "vector_only_cosine",
+            "partial_person",
+            "partial_other",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {value}")
         if self.vector_candidates < 0 or self.name_candidates < 0:
             raise ValueError("vector_candidates and name_candidates must be >= 0")
+
+    def partial_for(self, label: str) -> float:
+        """The partial-name base for a type (``partial_person`` for PER, else ``partial_other``)."""
+        return self.partial_person if label == "PER" else self.partial_other
 
 
 def describe_settings() -> list[dict[str, Any]]:

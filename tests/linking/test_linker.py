@@ -133,3 +133,12 @@ def test_errors_are_clear(tmp_path, linker):
         Linker(small, embedder=SurfaceHashEmbedder())
     with pytest.raises(LinkingError, match="NER model or an embedder"):
         Linker(linker.store)
+
+
+def test_entity_known_by_surname_gets_the_full_name(linker):
+    first = linker.ingest([doc("d1", "Farage mówi.", [("Farage", "PER")])])[0]
+    farage = entity_of(first, 0)
+    assert linker.store.get_entity(farage).name == "Farage"
+    linker.ingest([doc("d2", "Nigel Farage mówi.", [("Nigel Farage", "PER")])])
+    assert linker.store.get_entity(farage).name == "Nigel Farage"
+    assert linker.table.entities[farage].name == "Nigel Farage"

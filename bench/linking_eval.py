@@ -1,0 +1,160 @@
+"""Tune and measure linking on BSNLP with gold mentions, fast: in memory, vectors cached on disk.
+
+The linker's decisions depend only on names, labels and vectors, so this runs the model-free
+core (``linking.link_embeddings`` over ``MemoryEntities``, the same candidate and scoring logic
+as ``Linker`` with a Flat FAISS index) instead of a SQLite store, and caches the surface
+vectors of every mention string in ``bench/out/``. A grid over settings is scored on the tuning
+topics; the best setting (by B3 F1) is then scored once on the report topics. The store-backed
+figure comes from ``spanlink eval-linking`` (see ``linking/README.md``).
+
+    OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python bench/linking_eval.py \\
+        --tune asia_bibi,ec,trump --report brexit,other --vectors surface
+
+Metrics are prefixed with the dataset name; ``primary_metric`` is ``bsnlp_b3_f1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from linking.bsnlp import GoldDocument, read_bsnlp  # noqa: E402
+from linking.core import GroupView, group_label, link_embeddings, mean_vector  # noqa: E402
+from linking.coref import MentionSpan, group_mentions  # noqa: E402
+from linking.evaluation import score_assignments  # noqa: E402
+from linking.settings import LinkSettings  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "el" / "bsnlp"
+CACHE = ROOT / "bench" / "out" / "linking_surface_vectors.pkl"
+GRID = {
+    "vector_weight": [0.0, 0.25, 0.5, 1.0],
+    "link_threshold_margin": [-0.05, 0.0, 0.05, 0.1],  # added to 0.9 + 0.8 * vector_weight
+    "vector_only_cosine": [0.95, 1.0],
+}
+
+
+def surface_vectors(docs: list[GoldDocument]) -> dict[str, np.ndarray]:
+    """Surface vector of every mention string, computed once and cached."""
+    cache: dict[str, np.ndarray] = pickle.loads(CACHE.read_bytes()) if CACHE.exists() else {}
+    strings = {" ".join(d.text[m.start : m.end].split()) for d in docs for m in d.mentions}
+    missing = sorted(strings - cache.keys())
+    if missing:
+        from linking.embedding import SurfaceEmbedder
+
+        embedder = SurfaceEmbedder()
+        embedder.embed_strings(missing)
+        cache.update(embedder.cache)
+        CACHE.parent.mkdir(parents=True, exist_ok=True)
+        CACHE.write_bytes(pickle.dumps(cache))
+    return cache
+
+
+def run(docs: list[GoldDocument], settings: LinkSettings, vectors: dict[str, np.ndarray] | None) -> dict:
+    started = time.perf_counter()
+    stream, grouping = [], []
+    for doc in docs:
+        spans = [MentionSpan(m.start, m.end, m.label, doc.text[m.start : m.end]) for m in doc.mentions]
+        forms = [" ".join(s.text.split()) for s in spans]
+        groups = group_mentions(doc.text, spans, settings)
+        rows = np.stack([vectors[f] for f in forms]) if vectors is not None and forms else None
+        items = []
+        for g in groups:
+            member_rows = rows[g] if rows is not None else None
+            view = GroupView(
+                [forms[i] for i in g],
+                group_label([spans[i].label for i in g]),
+                mean_vector(member_rows) if member_rows is not None else None,
+            )
+            items.append((view, member_rows))
+        stream.append(items)
+        grouping.append(groups)
+    entity_ids = link_embeddings(stream, settings, dim=384)
+    keys, responses, languages = [], [], []
+    for doc, groups, ids in zip(docs, grouping, entity_ids):
+        for g, entity in zip(groups, ids):
+            for i in g:
+                keys.append(doc.mentions[i].cluster)
+                responses.append(entity)
+                languages.append(doc.language)
+    report = score_assignments(keys, responses, languages)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    return report
+
+
+def grid_settings(vector_kind: str) -> list[LinkSettings]:
+    out = []
+    for weight, margin, gate in itertools.product(*GRID.values()):
+        if vector_kind == "none" and (weight or gate < 1.0):
+            continue
+        out.append(
+            LinkSettings(
+                vector_weight=weight,
+                link_threshold=round(0.9 + 0.8 * weight + margin, 4),
+                vector_only_cosine=gate,
+            )
+        )
+    return out
+
+
+def summary(report: dict) -> dict:
+    return {
+        "b3": report["overall"]["b3"],
+        "ceafe_f1": report["overall"]["ceafe"]["f1"],
+        "muc_f1": report["overall"]["muc"]["f1"],
+        "pairwise_f1": report["overall"]["pairwise"]["f1"],
+        "cross_b3_f1": report["cross_language"]["b3"]["f1"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tune", default="asia_bibi,ec,trump")
+    parser.add_argument("--report", default="brexit,other")
+    parser.add_argument("--vectors", choices=("surface", "none"), default="surface")
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "linking_eval.json")
+    args = parser.parse_args()
+    tune_docs, _ = read_bsnlp(args.data, args.tune.split(","))
+    report_docs, _ = read_bsnlp(args.data, args.report.split(","))
+    vectors = surface_vectors(tune_docs + report_docs) if args.vectors == "surface" else None
+    trials = []
+    for settings in grid_settings(args.vectors):
+        result = run(tune_docs, settings, vectors)
+        trials.append({"settings": settings.__dict__, **summary(result)})
+        print(json.dumps(trials[-1]), file=sys.stderr, flush=True)
+    best = max(trials, key=lambda t: t["b3"]["f1"])
+    chosen = LinkSettings(**best["settings"])
+    final = run(report_docs, chosen, vectors)
+    everything = run(tune_docs + report_docs, chosen, vectors)
+    out = {
+        "primary_metric": "bsnlp_b3_f1",
+        "bsnlp_b3_f1": final["overall"]["b3"]["f1"],
+        "tune_topics": args.tune,
+        "report_topics": args.report,
+        "vectors": args.vectors,
+        "chosen_settings": best["settings"],
+        "tune_best": best,
+        "report": final,
+        "all_topics": everything,
+        "trials": trials,
+    }
+    args.out.write_text(json.dumps(out, indent=1))
+    print(
+        json.dumps({"tune_best": best, "report": summary(final), "all_topics": summary(everything)}, indent=1)
+    )
+
+
+if __name__ == "__main__":
+    main()

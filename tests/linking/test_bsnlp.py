@@ -1,0 +1,54 @@
+"""BSNLP reading and alignment (linking/bsnlp.py) and the evaluation loop (linking/evaluation.py)."""
+
+from linking.bsnlp import read_bsnlp
+from linking.evaluation import evaluate_documents, score_assignments
+from linking.linker import Linker
+from linking.settings import LinkSettings
+from tests.linking.bsnlp_fixture import write_corpus
+from tests.linking.test_linker import DIM, SurfaceHashEmbedder
+
+
+def test_tokens_align_to_character_offsets(tmp_path):
+    docs, stats = read_bsnlp(write_corpus(tmp_path), ["brexit", "ec"])
+    assert [d.external_id for d in docs] == [
+        "brexit/pl/brexit_pl.txt_file_1",
+        "brexit/ru/brexit_ru.txt_file_2",
+        "ec/cs/file_1_cz",
+    ]
+    pl = docs[0]
+    surfaces = [(pl.text[m.start : m.end], m.label, m.cluster) for m in pl.mentions]
+    assert surfaces == [
+        ("Farage", "PER", "PER-Nigel-Farage"),
+        ("Brexitu", "EVT", "EVT-Brexit"),
+        ("Nigel Farage", "PER", "PER-Nigel-Farage"),
+        ("Wielka Brytania", "LOC", "GPE-Great-Britain"),  # the quotes around it are „ ” in the text
+        ("Farage'a", "PER", "PER-Nigel-Farage"),
+        ("Johnson", "PER", "PER-Boris-Johnson"),
+    ]
+    assert stats.tokens_failed == 1 and stats.mentions_dropped == 0  # the extra Russian token
+    assert [m.cluster for m in docs[2].mentions][:2] == ["ec:1", "ec:2"]  # numeric ids are per topic
+
+
+def test_score_assignments_reports_languages_and_cross_language():
+    keys = ["A", "A", "B", "B"]
+    report = score_assignments(keys, [1, 1, 2, 3], ["pl", "ru", "pl", "pl"])
+    assert set(report["per_language"]) == {"pl", "ru"}
+    assert report["cross_language"]["counts"]["mentions"] == 2  # only cluster A spans two languages
+    assert report["cross_language"]["b3"]["f1"] == 1.0
+
+
+def test_evaluate_documents_with_gold_mentions(tmp_path):
+    docs, stats = read_bsnlp(write_corpus(tmp_path / "data"), ["brexit", "ec"])
+    settings = LinkSettings(vector_weight=0.0, link_threshold=0.9)
+    report = evaluate_documents(
+        docs,
+        lambda store: Linker(store, settings=settings, embedder=SurfaceHashEmbedder()),
+        DIM,
+        alignment=stats,
+        store_dir=tmp_path,
+    )
+    assert report["mentions"]["scored"] == report["mentions"]["gold"] == 16
+    assert report["ingest"]["documents"] == 3 and report["alignment"]["tokens_failed"] == 1
+    # Farage, Brexit and Great Britain are linked across Polish and Russian; everything else is right.
+    assert report["cross_language"]["b3"]["f1"] == 1.0
+    assert report["overall"]["b3"]["f1"] == 1.0

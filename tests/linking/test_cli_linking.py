@@ -1,0 +1,77 @@
+"""`spanlink ingest` and `spanlink eval-linking` (api/cli_linking.py) with a tiny random checkpoint."""
+
+import json
+
+from typer.testing import CliRunner
+
+from api.cli import app
+from tests.linking.bsnlp_fixture import write_corpus
+
+runner = CliRunner()
+
+
+def test_eval_linking_with_gold_mentions(tiny_checkpoint, tmp_path):
+    data = write_corpus(tmp_path / "bsnlp")
+    result = runner.invoke(
+        app,
+        [
+            "eval-linking",
+            "--data",
+            str(data),
+            "--topics",
+            "brexit,ec",
+            "--gold-mentions",
+            "--model",
+            str(tiny_checkpoint),
+            "--vectors",
+            "span",
+            "--settings",
+            '{"vector_weight": 0.0, "link_threshold": 0.9}',
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["mentions"]["scored"] == 16 and report["overall"]["b3"]["f1"] == 1.0
+    assert set(report["per_language"]) == {"cs", "pl", "ru"}
+    assert report["ingest"]["documents_per_second"] > 0
+
+
+def test_eval_linking_errors_are_one_line(tmp_path):
+    result = runner.invoke(app, ["eval-linking", "--data", str(tmp_path), "--topics", "x"])
+    assert result.exit_code == 1 and "need a NER model" in result.stderr
+    result = runner.invoke(app, ["eval-linking", "--data", str(tmp_path), "--topics", "x", "--gold-mentions"])
+    assert result.exit_code == 1 and "no BSNLP topic folder" in result.stderr
+
+
+def test_ingest_text_and_jsonl_then_reingest_replaces(tiny_checkpoint, tmp_path):
+    (tmp_path / "a.txt").write_text("Nigel Farage visited London.", encoding="utf-8")
+    rows = [
+        {"id": "j1", "text": "Farage spoke in Paris.", "metadata": {"src": "x"}},
+        {"id": "j2", "text": "Theresa May", "mentions": [{"start": 0, "end": 11, "label": "PER"}]},
+    ]
+    (tmp_path / "b.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    args = [
+        "ingest",
+        str(tmp_path / "a.txt"),
+        str(tmp_path / "b.jsonl"),
+        "--data-dir",
+        str(tmp_path / "store"),
+        "--model",
+        str(tiny_checkpoint),
+        "--vectors",
+        "span",
+    ]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    lines = [json.loads(line) for line in first.stdout.splitlines()]
+    assert [line["id"] for line in lines] == [str(tmp_path / "a.txt"), "j1", "j2"]
+    assert lines[2]["mentions"] == 1 and not any(line["replaced"] for line in lines)
+    assert (tmp_path / "store" / "spanlink.db").exists()
+    again = runner.invoke(app, args)
+    assert all(json.loads(line)["replaced"] for line in again.stdout.splitlines())
+
+
+def test_ingest_bad_jsonl(tiny_checkpoint, tmp_path):
+    (tmp_path / "bad.jsonl").write_text('{"id": "x"}\n', encoding="utf-8")
+    result = runner.invoke(app, ["ingest", str(tmp_path / "bad.jsonl"), "--model", str(tiny_checkpoint)])
+    assert result.exit_code == 1 and "expected a JSON object" in result.stderr

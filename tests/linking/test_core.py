@@ -1,0 +1,86 @@
+"""The model-free core (linking/core.py): scores, thresholds, NIL clustering, table updates."""
+
+import numpy as np
+import pytest
+
+from linking.core import (
+    EntityView,
+    GroupView,
+    MemoryEntities,
+    decide,
+    link_embeddings,
+    mean_vector,
+    score_candidate,
+)
+from linking.settings import LinkSettings
+
+
+def unit(*values: float) -> np.ndarray:
+    v = np.array(values, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+SETTINGS = LinkSettings(name_weight=1.0, vector_weight=0.5, type_weight=0.1, link_threshold=1.2)
+
+
+def test_score_combines_name_cosine_and_type():
+    group = GroupView(["Farage'a"], "PER", unit(1, 0))
+    entity = EntityView(7, "Nigel Farage", "PER", ["farage"], unit(1, 0))
+    score = score_candidate(group, entity, SETTINGS)
+    assert score.name == 1.0 and score.cosine == pytest.approx(1.0) and score.same_type
+    assert score.score == pytest.approx(1.0 + 0.5 + 0.1)
+    other_type = score_candidate(GroupView(["Farage'a"], "LOC", unit(1, 0)), entity, SETTINGS)
+    assert other_type.score == pytest.approx(1.5)
+
+
+def test_name_alone_below_threshold_needs_vector_support():
+    entity = EntityView(1, "Nigel Farage", "PER", [], unit(1, 0))
+    near = GroupView(["Farage"], "PER", unit(1, 0.1))  # surname, similar context
+    far = GroupView(["Farage"], "PER", unit(0, 1))  # surname, orthogonal vector
+    assert decide(near, [entity], SETTINGS).entity_id == 1
+    assert decide(far, [entity], SETTINGS).entity_id is None
+
+
+def test_unrelated_name_is_vetoed_unless_the_vector_is_nearly_identical():
+    entity = EntityView(1, "Wielka Brytania", "LOC", [], unit(1, 0))
+    group = GroupView(["Обединеното кралство"], "LOC", unit(1, 0.01))  # a translation, not a spelling
+    gated = LinkSettings(vector_only_cosine=0.99, link_threshold=0.3)
+    assert decide(group, [entity], gated).entity_id == 1
+    strict = LinkSettings(vector_only_cosine=1.0, link_threshold=0.3)
+    assert decide(group, [entity], strict).entity_id is None
+
+
+def test_best_candidate_wins_and_ties_break_by_id():
+    a = EntityView(2, "Theresa May", "PER", [], unit(1, 0))
+    b = EntityView(1, "Brian May", "PER", [], unit(0, 1))
+    group = GroupView(["Theresa May"], "PER", unit(1, 0))
+    decision = decide(group, [b, a], SETTINGS)
+    assert decision.entity_id == 2 and [c.entity_id for c in decision.candidates] == [2, 1]
+
+
+def test_nil_clustering_and_cross_lingual_links_without_a_model():
+    docs = [
+        [(GroupView(["Nigel Farage", "Farage'a"], "PER"), None), (GroupView(["Londyn"], "LOC"), None)],
+        [(GroupView(["Фараж"], "PER"), None), (GroupView(["Лондон"], "LOC"), None)],
+        [(GroupView(["Paříž"], "LOC"), None)],
+    ]
+    ids = link_embeddings(docs, LinkSettings(vector_weight=0.0, link_threshold=0.9))
+    assert ids == [[1, 2], [1, 2], [3]]
+
+
+def test_memory_table_updates_centroid_aliases_and_candidates():
+    table = MemoryEntities(dim=2)
+    first = table.add(GroupView(["Brexit"], "EVT", unit(1, 0)), np.array([unit(1, 0)]), None)
+    table.add(GroupView(["Брекзит"], "EVT", unit(0, 1)), np.array([unit(0, 1)]), first)
+    entity = table.entities[first]
+    assert entity.mention_count == 2 and entity.aliases == ["brexit", "брекзит"]
+    assert entity.vector == pytest.approx(unit(1, 1))  # mean of the normalized mention vectors
+    found = table.candidates(GroupView(["Brexitu"], "EVT", None), LinkSettings())
+    assert [e.id for e in found] == [first]  # through the alias keys, no vector needed
+    table.remove(first)
+    assert table.candidates(GroupView(["Brexitu"], "EVT", unit(1, 0)), LinkSettings()) == []
+
+
+def test_mean_vector_ignores_zero_rows():
+    assert mean_vector(np.zeros((2, 3))) is None
+    assert mean_vector(np.array([[3.0, 0.0], [0.0, 0.0]])) == pytest.approx(unit(1, 0))
