@@ -8,9 +8,6 @@ marker_max_length makes span_marker spread long sentences over several marker pa
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,10 +15,9 @@ import pytest
 
 import ner
 from ner.random_checkpoint import CheckpointSpec, build_checkpoint
+from tests.ner.reference import run_span_marker
 from tests.ner.sentences import EXTRA_TEXTS, SENTENCES, WORD_LISTS
 
-ROOT = Path(__file__).resolve().parents[2]
-REF_SCRIPT = Path(__file__).parent / "reference" / "span_marker_predict.py"
 IOB2 = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
 BIOES = ("O",) + tuple(f"{p}-{t}" for t in ("EVT", "LOC", "ORG", "PER", "PRO") for p in "BIES")
 
@@ -45,12 +41,6 @@ SPECS = {
 }
 
 
-def _reference_python() -> Path | None:
-    configured = os.environ.get("SPANLINK_REF_PYTHON")
-    path = Path(configured) if configured else ROOT / ".venv-ref" / "bin" / "python"
-    return path if path.exists() else None
-
-
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("exactness")
@@ -60,32 +50,11 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def reference(checkpoints) -> dict[str, dict]:
-    python = _reference_python()
-    if python is None:
-        message = "span_marker reference environment missing: run `bash scripts/setup --dev`"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
     jobs = [
         {"checkpoint": str(path), "texts": [t for t in SENTENCES if t], "word_lists": WORD_LISTS}
         for path in checkpoints.values()
     ]
-    proc = subprocess.run(
-        [str(python), str(REF_SCRIPT)],
-        input=json.dumps(jobs),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={
-            **os.environ,
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-        },
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"span_marker reference failed:\n{proc.stderr[-4000:]}")
-    return dict(zip(checkpoints, json.loads(proc.stdout)))
+    return dict(zip(checkpoints, run_span_marker(jobs)))
 
 
 def _assert_same(ours: list, theirs: list, what: str) -> None:

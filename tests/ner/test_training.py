@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +13,7 @@ from ner.building import new_span_model
 from ner.corpora import read_corpus
 from ner.training import TrainConfig, finish_markers, train
 from ner.training_data import prepare, sample_spans
+from tests.ner.reference import run_span_marker
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "corpora"
 LABELS = ["LOC", "MISC", "ORG", "PER"]
@@ -110,8 +108,6 @@ def test_other_settings_refuse_to_resume(base_encoder, corpus, tmp_path):
 
 
 def test_trained_checkpoint_loads_in_spanlink_and_span_marker(base_encoder, corpus, tmp_path):
-    from tests.ner.test_exactness import REF_SCRIPT, _reference_python
-
     model = new_span_model(base_encoder, LABELS, cjk_words=False)
     examples, _ = _examples(model, corpus)
     train(
@@ -126,21 +122,7 @@ def test_trained_checkpoint_loads_in_spanlink_and_span_marker(base_encoder, corp
     texts = [s.text for s in corpus]
     ours = ner.load(folder).extract(texts)
     assert ours == model.extract(texts)
-    python = _reference_python()
-    if python is None:
-        if os.environ.get("CI"):
-            pytest.fail("span_marker reference environment missing")
-        pytest.skip("span_marker reference environment missing")
     job = [{"checkpoint": str(folder), "texts": texts, "word_lists": []}]
-    proc = subprocess.run(
-        [str(python), str(REF_SCRIPT)],
-        input=json.dumps(job),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    theirs = json.loads(proc.stdout)[0]["texts"]
+    theirs = run_span_marker(job)[0]["texts"]
     for entities, rows in zip(ours, theirs):
         assert [(e.start, e.end, e.label) for e in entities] == [tuple(r[:3]) for r in rows]
