@@ -125,6 +125,10 @@ def eval_linking(
     vectors: VectorsOption = "surface",
     languages: Annotated[str | None, typer.Option(help="Comma-separated languages to keep.")] = None,
     limit: Annotated[int, typer.Option(min=0, help="Keep the first N documents per topic (0 = all).")] = 0,
+    store_per_topic: Annotated[
+        bool,
+        typer.Option(help="One fresh store per topic (BSNLP cluster ids are per topic); scores pooled."),
+    ] = False,
     surface_cache: Annotated[
         Path | None,
         typer.Option(
@@ -186,6 +190,7 @@ def eval_linking(
         gold_mentions=gold_mentions,
         alignment=alignment,
         progress=True,
+        per_topic=store_per_topic,
     )
     for part in (embedder, getattr(embedder, "surface", None)):
         if hasattr(part, "save_cache"):

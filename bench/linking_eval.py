@@ -39,7 +39,7 @@ CACHE = ROOT / "bench" / "out" / "linking_surface_vectors.pkl"
 GRID = {
     "vector_weight": [0.0, 0.25, 0.5, 1.0],
     "link_threshold_margin": [-0.05, 0.0, 0.05, 0.1],  # added to 0.9 + 0.8 * vector_weight
-    "vector_only_cosine": [0.95, 1.0],
+    "vector_only_cosine": [0.93, 0.95, 0.97, 1.0],
 }
 
 

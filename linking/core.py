@@ -124,8 +124,12 @@ def score_candidate(group: GroupView, entity: EntityView, settings: LinkSettings
     if group.vector is not None and entity.vector is not None:
         cosine = float(np.dot(group.vector, entity.vector))
     same_type = group.label == entity.label
+    if cosine >= settings.vector_only_cosine:
+        # Translations and cross-script acronyms ("ЕС" / "EU") share no letters; a near-identical
+        # vector stands in for the name.
+        name = max(name, cosine)
     score = settings.name_weight * name + settings.vector_weight * cosine + settings.type_weight * same_type
-    if name < settings.min_name_similarity and cosine < settings.vector_only_cosine:
+    if name < settings.min_name_similarity:
         score = -math.inf  # neither the name nor the vector vouches for this candidate
     return CandidateScore(entity.id, score, name, cosine, same_type)
 

@@ -51,6 +51,7 @@ def evaluate_documents(
     alignment: AlignmentStats | None = None,
     progress: bool = False,
     store_dir: str | Path | None = None,
+    per_topic: bool = False,
 ) -> dict[str, Any]:
     """Ingest ``docs`` into a fresh store (a temporary folder unless given) and score the linking.
 
@@ -62,31 +63,29 @@ def evaluate_documents(
         alignment (AlignmentStats | None): CSV alignment counts to report. Defaults to None.
         progress (bool): Progress bar. Defaults to False.
         store_dir (str | Path | None): Where to create the store. Defaults to a temporary folder.
+        per_topic (bool): One fresh store per topic (BSNLP cluster ids are defined per topic;
+            numeric ones even collide), scores pooled over all mentions. Defaults to False.
 
     Returns:
         dict: JSON-ready scores, counts and throughput.
     """
-    with tempfile.TemporaryDirectory(prefix="spanlink-eval-") as tmp:
-        folder = Path(store_dir or tmp)
-        with Store.open(folder / "spanlink.db", dim=dim) as store:
-            linker = make_linker(store)
-            inputs = [
-                DocumentIn(
-                    d.external_id,
-                    d.text,
-                    [MentionIn(m.start, m.end, m.label) for m in d.mentions] if gold_mentions else None,
-                    language=d.language,
-                    metadata={"topic": d.topic},
-                )
-                for d in docs
-            ]
-            started = time.perf_counter()
-            results = linker.ingest(inputs, progress=progress)
-            seconds = time.perf_counter() - started
-            stats = store.stats()
+    parts: dict[str, list[GoldDocument]] = defaultdict(list)
+    for doc in docs:
+        parts[doc.topic if per_topic else ""].append(doc)
+    ordered: list[GoldDocument] = []
+    results: list[IngestResult] = []
+    seconds, entities = 0.0, 0
+    for part in parts.values():
+        part_results, part_seconds, part_entities = _ingest(
+            part, make_linker, dim, gold_mentions, progress, store_dir
+        )
+        ordered += part
+        results += part_results
+        seconds += part_seconds
+        entities += part_entities
     keys, responses, languages = [], [], []
     gold_total = predicted_total = exact = 0
-    for doc, result in zip(docs, results):
+    for doc, result in zip(ordered, results):
         found = _spans(result)
         gold_total += len(doc.mentions)
         predicted_total += len(found)
@@ -97,7 +96,7 @@ def evaluate_documents(
             label, entity_id = hit
             exact += label == m.label
             keys.append(m.cluster)
-            responses.append(entity_id)
+            responses.append(f"{doc.topic if per_topic else ''}:{entity_id}")
             languages.append(doc.language)
     report: dict[str, Any] = score_assignments(keys, responses, languages)
     report["mentions"] = {
@@ -114,11 +113,42 @@ def evaluate_documents(
         "documents": len(docs),
         "seconds": round(seconds, 2),
         "documents_per_second": round(len(docs) / seconds, 2) if seconds else None,
-        "entities": stats.entities,
+        "entities": entities,
+        "store_per_topic": per_topic,
     }
     if alignment is not None:
         report["alignment"] = alignment.as_dict()
     return report
+
+
+def _ingest(
+    docs: Sequence[GoldDocument],
+    make_linker: Callable[[Store], Linker],
+    dim: int,
+    gold_mentions: bool,
+    progress: bool,
+    store_dir: str | Path | None,
+) -> tuple[list[IngestResult], float, int]:
+    """Ingest into a fresh store; returns the results, the seconds spent and the entity count."""
+    with tempfile.TemporaryDirectory(prefix="spanlink-eval-") as tmp:
+        folder = Path(store_dir or tmp) / f"store-{time.time_ns()}"
+        folder.mkdir(parents=True)
+        with Store.open(folder / "spanlink.db", dim=dim) as store:
+            linker = make_linker(store)
+            inputs = [
+                DocumentIn(
+                    d.external_id,
+                    d.text,
+                    [MentionIn(m.start, m.end, m.label) for m in d.mentions] if gold_mentions else None,
+                    language=d.language,
+                    metadata={"topic": d.topic},
+                )
+                for d in docs
+            ]
+            started = time.perf_counter()
+            results = linker.ingest(inputs, progress=progress)
+            seconds = time.perf_counter() - started
+            return results, seconds, store.stats().entities
 
 
 def _spans(result: IngestResult) -> dict[tuple[int, int], tuple[str, int]]:

@@ -47,7 +47,7 @@ class LinkSettings:
         0.5, "Candidates with a lower name similarity are linked only on a very high cosine (see next)."
     )
     vector_only_cosine: float = _setting(
-        0.97, "Cosine at or above which a candidate qualifies whatever its name (cross-script names)."
+        0.95, "Cosine at or above which the cosine stands in for the name similarity (translations)."
     )
     rename_entities: bool = _setting(
         True, "Rename an entity known by part of its name ('Farage') to a fuller form ('Nigel Farage')."

@@ -52,3 +52,18 @@ def test_evaluate_documents_with_gold_mentions(tmp_path):
     # Farage, Brexit and Great Britain are linked across Polish and Russian; everything else is right.
     assert report["cross_language"]["b3"]["f1"] == 1.0
     assert report["overall"]["b3"]["f1"] == 1.0
+
+
+def test_evaluate_documents_one_store_per_topic(tmp_path):
+    docs, _ = read_bsnlp(write_corpus(tmp_path / "data"), ["brexit", "ec"])
+    settings = LinkSettings(vector_weight=0.0, link_threshold=0.9)
+    report = evaluate_documents(
+        docs,
+        lambda store: Linker(store, settings=settings, embedder=SurfaceHashEmbedder()),
+        DIM,
+        store_dir=tmp_path,
+        per_topic=True,
+    )
+    assert report["ingest"]["store_per_topic"] and report["mentions"]["scored"] == 16
+    # Entity ids restart in each store, so they are told apart by topic: still a perfect clustering.
+    assert report["overall"]["b3"]["f1"] == 1.0 and report["overall"]["counts"]["system_clusters"] == 6
