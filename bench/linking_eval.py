@@ -59,7 +59,14 @@ def surface_vectors(docs: list[GoldDocument]) -> dict[str, np.ndarray]:
     return cache
 
 
-def run(docs: list[GoldDocument], settings: LinkSettings, vectors: dict[str, np.ndarray] | None) -> dict:
+def run(
+    docs: list[GoldDocument],
+    settings: LinkSettings,
+    vectors: dict[str, np.ndarray] | None,
+    per_document: dict[str, np.ndarray] | None = None,
+) -> dict:
+    """Link ``docs`` in memory and score; vectors by mention string, or per document (rows aligned
+    with ``doc.mentions``, e.g. contextual span vectors)."""
     started = time.perf_counter()
     stream, grouping = [], []
     for doc in docs:
@@ -67,6 +74,8 @@ def run(docs: list[GoldDocument], settings: LinkSettings, vectors: dict[str, np.
         forms = [" ".join(s.text.split()) for s in spans]
         groups = group_mentions(doc.text, spans, settings)
         rows = np.stack([vectors[f] for f in forms]) if vectors is not None and forms else None
+        if per_document is not None and forms:
+            rows = np.asarray(per_document[doc.external_id], dtype=np.float32)
         items = []
         for g in groups:
             member_rows = rows[g] if rows is not None else None
