@@ -123,12 +123,18 @@ def train(
         )
     except ValueError as exc:
         raise fail(str(exc)) from None
+    # The latest weights are always written, so a stopped run still leaves a usable model;
+    # training itself resumes from OUT/trainer_state.pt, not from this folder.
+    finish_markers(model)
+    model.save_pretrained(out / "model")
     if result["finished"]:
-        finish_markers(model)
-        model.save_pretrained(out / "model")
         typer.echo(f"model written to {out / 'model'}", err=True)
     else:
-        typer.echo(f"stopped at step {result['step']}/{result['total_steps']}; rerun to resume", err=True)
+        typer.echo(
+            f"stopped at step {result['step']}/{result['total_steps']}; the weights so far are in "
+            f"{out / 'model'}; run the same command again to resume",
+            err=True,
+        )
     typer.echo(json.dumps(result))
 
 
