@@ -67,6 +67,16 @@ def test_cross_document_and_cross_lingual_linking(linker):
     assert entity.mention_count == 4
     assert {"nigel farage", "farage'a", "фараж", "farageovi"} <= {a.norm for a in entity.aliases}
     assert entity.name == "Nigel Farage"
+    # The store keeps the centroid as the mean of the (normalized) mention vectors.
+    texts = [
+        "Nigel Farage i Theresa May. Farage'a nie ma.",
+        "Фараж и Тереза Мэй.",
+        "Farageovi se nelíbí Londýn.",
+    ]
+    spans = [(texts[0], (0, 12)), (texts[0], (28, 36)), (texts[1], (0, 5)), (texts[2], (0, 9))]
+    rows = np.concatenate([SurfaceHashEmbedder().embed(t, [span]) for t, span in spans])
+    expected = rows.mean(0) / np.linalg.norm(rows.mean(0))
+    assert linker.store.entity_vector(farage) == pytest.approx(expected, abs=1e-5)
 
 
 def test_link_does_not_store(linker):
