@@ -75,3 +75,31 @@ def test_ingest_bad_jsonl(tiny_checkpoint, tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"id": "x"}\n', encoding="utf-8")
     result = runner.invoke(app, ["ingest", str(tmp_path / "bad.jsonl"), "--model", str(tiny_checkpoint)])
     assert result.exit_code == 1 and "expected a JSON object" in result.stderr
+
+
+def test_ingest_without_a_default_model_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPANLINK_DEFAULT_MODEL", str(tmp_path / "missing"))
+    (tmp_path / "a.txt").write_text("Nigel Farage", encoding="utf-8")
+    result = runner.invoke(app, ["ingest", str(tmp_path / "a.txt"), "--data-dir", str(tmp_path / "s")])
+    assert result.exit_code == 1 and "no default model" in result.stderr
+
+
+def test_eval_linking_with_predicted_mentions_reports_detection(tiny_checkpoint, tmp_path):
+    data = write_corpus(tmp_path / "bsnlp")
+    args = [
+        "eval-linking",
+        "--data",
+        str(data),
+        "--topics",
+        "ec",
+        "--model",
+        str(tiny_checkpoint),
+        "--vectors",
+        "span",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["mention_detection"]) == {"precision", "recall", "f1"}
+    assert report["mentions"]["gold"] == 6 and not report["mentions"]["gold_mentions_given"]
+    assert report["mentions"]["scored"] <= report["mentions"]["gold"]
