@@ -92,7 +92,7 @@ def group_mentions(
         else:
             group_of[i] = best_group
             groups[best_group].append(i)
-    # The bracketed acronym may have been placed before its name (it is shorter: it never is,
-    # since longer names go first), so one pass suffices.
+    # Longer names are placed first, so a bracketed acronym finds its name already grouped; in the
+    # rare case of an acronym longer than a one-word name it falls back to name similarity.
     out = [sorted(g) for g in groups]
     return sorted(out, key=lambda g: g[0])
