@@ -124,9 +124,10 @@ def score_candidate(group: GroupView, entity: EntityView, settings: LinkSettings
     if group.vector is not None and entity.vector is not None:
         cosine = float(np.dot(group.vector, entity.vector))
     same_type = group.label == entity.label
-    if cosine >= settings.vector_only_cosine:
+    if same_type and cosine >= settings.vector_only_cosine:
         # Translations and cross-script acronyms ("ЕС" / "EU") share no letters; a near-identical
-        # vector stands in for the name.
+        # vector stands in for the name, but only between mentions of one type: a vector alone
+        # is no evidence that an organisation is a person.
         name = max(name, cosine)
     score = settings.name_weight * name + settings.vector_weight * cosine + settings.type_weight * same_type
     if name < settings.min_name_similarity:
