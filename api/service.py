@@ -98,11 +98,16 @@ class Service:
     """
 
     def __init__(self, settings: ServiceSettings, model: Any, store: Store, embedder: Any) -> None:
-        from linking.linker import Linker
+        from linking.linker import Linker, LinkingError
+        from linking.settings import LinkSettings
 
         self.settings, self.model, self.store, self.embedder = settings, model, store, embedder
         with _linking_errors():
-            self.linker = Linker(store, model, embedder=embedder)
+            try:
+                link_settings = LinkSettings(**settings.link_settings)
+            except TypeError as exc:
+                raise LinkingError(f"link_settings: {exc}") from None
+            self.linker = Linker(store, model, link_settings, embedder=embedder)
         self.write_lock = threading.Lock()
         # Hooks for the metrics layer: NER texts per model call, documents stored per request.
         self.on_batch: Callable[[int], None] | None = None

@@ -69,6 +69,10 @@ class ServiceSettings(BaseSettings):
         None,
         description="If set, write endpoints need `Authorization: Bearer KEY` or `X-API-Key: KEY`.",
     )
+    link_settings: dict[str, float | str] = Field(
+        default_factory=dict,
+        description='Overrides of linking.LinkSettings as JSON, e.g. {"link_threshold": 1.2}.',
+    )
     max_text_chars: int = Field(1_000_000, ge=1, description="Most characters in one text (413 above).")
     max_items: int = Field(64, ge=1, description="Most texts or documents in one request (413 above).")
     max_mentions: int = Field(10_000, ge=1, description="Most given mentions in one document (413 above).")

@@ -79,6 +79,9 @@ def live_server(tiny_checkpoint, tmp_path_factory) -> Iterator[str]:
     command = [sys.executable, "-m", "api", "serve", "--model", str(tiny_checkpoint), "--vectors", "span"]
     command += ["--data-dir", str(data_dir), "--port", str(port), "--api-key", API_KEY]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # The tiny random model's span vectors carry no identity (all names look alike to it), so the
+    # vector-only link gate is switched off: these tests exercise the name rules and the plumbing.
+    env["SPANLINK_LINK_SETTINGS"] = '{"vector_only_cosine": 1.0}'
     log = (data_dir / "server.log").open("wb")
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
