@@ -151,6 +151,13 @@ def evaluate(
     ] = 0,
     device: Annotated[str | None, typer.Option()] = None,
     dtype: Annotated[str | None, typer.Option()] = None,
+    prune_threshold: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="Two-stage mode: classify only spans the boundary head proposes."
+        ),
+    ] = None,
+    no_prune: Annotated[bool, typer.Option("--no-prune", help="Classify every candidate span.")] = False,
 ) -> None:
     """Entity-level precision, recall and F1 (exact span and label), per file and overall, as JSON."""
     from ner.evaluation import merge_accumulators
@@ -158,10 +165,13 @@ def evaluate(
 
     sets = _read(data, fmt, scheme, _label_map(label_map))
     span_model = load_model(model, device, dtype, False)
+    prune: bool | None = False if no_prune else None
+    if prune_threshold is not None:
+        span_model.config.prune_threshold, prune = prune_threshold, True
     files, accumulators, seconds, count = {}, [], 0.0, 0
     for path, sentences in sets.items():
         run = score_model(
-            span_model, _spread(sentences, limit), batch_size=batch_size, show_progress_bar=True
+            span_model, _spread(sentences, limit), batch_size=batch_size, prune=prune, show_progress_bar=True
         )
         files[str(path)] = {
             **run.accumulator.compute().to_dict(),
@@ -172,7 +182,9 @@ def evaluate(
         count += run.sentences
     overall = merge_accumulators(accumulators).compute().to_dict()
     overall["sentences_per_second"] = count / seconds if seconds else 0.0
-    typer.echo(json.dumps({"model": model, "files": files, "overall": overall}, indent=2))
+    threshold = span_model.config.prune_threshold if prune is not False else None
+    report = {"model": model, "prune_threshold": threshold, "files": files, "overall": overall}
+    typer.echo(json.dumps(report, indent=2))
 
 
 @app.command("export-delta")

@@ -150,6 +150,12 @@ def main() -> None:
     parser.add_argument("--dtypes", default="float32,bfloat16,int8", help="spanlink modes to time")
     parser.add_argument("--reference-python", default=str(ROOT / ".venv-ref" / "bin" / "python"))
     parser.add_argument("--reference-batch-size", type=int, default=4, help="span_marker's default")
+    parser.add_argument(
+        "--model-max-length",
+        type=int,
+        default=256,
+        help="the checkpoint's limit; span_marker pads every sample to it plus 2 x marker_max_length",
+    )
     parser.add_argument("--out", type=Path, help="also write the JSON report here")
     parser.add_argument("--side", help=argparse.SUPPRESS)
     parser.add_argument("--ckpt", help=argparse.SUPPRESS)
@@ -190,7 +196,12 @@ def main() -> None:
     texts_file.write_text(json.dumps(texts))
     words = [len(t.split()) for t in texts]
     name = f"multilingual{len(texts)}"
-    report: dict = {"dataset": name, "sentences": len(texts), "mean_words": sum(words) / len(words)}
+    report: dict = {
+        "dataset": name,
+        "sentences": len(texts),
+        "mean_words": sum(words) / len(words),
+        "model_max_length": args.model_max_length,
+    }
 
     me = sys.executable
     runs = {

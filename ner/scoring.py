@@ -27,13 +27,18 @@ class ScoreRun:
 
 
 def score_model(
-    model: SpanModel, sentences: list[Sentence], *, batch_size: int = 64, show_progress_bar: bool = False
+    model: SpanModel,
+    sentences: list[Sentence],
+    *,
+    batch_size: int = 64,
+    prune: bool | None = None,
+    show_progress_bar: bool = False,
 ) -> ScoreRun:
     """Extract on each sentence's text and count exact matches against its gold spans."""
     texts = [s.text for s in sentences]
     start = time.perf_counter()
     predictions = model.extract(
-        texts, batch_size=batch_size, strip_spaces=True, show_progress_bar=show_progress_bar
+        texts, batch_size=batch_size, strip_spaces=True, prune=prune, show_progress_bar=show_progress_bar
     )
     seconds = time.perf_counter() - start
     accumulator = EntityAccumulator()

@@ -1,0 +1,82 @@
+"""`spanlink train`, `evaluate` and `export-delta` on tiny data, end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from api.cli import app
+from ner.corpora import read_corpus
+
+runner = CliRunner()
+DATA = Path(__file__).resolve().parents[1] / "data" / "corpora"
+
+
+def test_evaluate_reports_per_file_and_overall(tiny_checkpoint):
+    files = [DATA / "adjacent_iob2.conllu", DATA / "custom.jsonl"]
+    args = ["evaluate", "--model", str(tiny_checkpoint)] + [a for f in files for a in ("--data", str(f))]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["files"]) == {str(f) for f in files}
+    gold = sum(len(s.spans) for f in files for s in read_corpus(f))
+    assert sum(r["support"] for r in report["files"].values()) == report["overall"]["support"] == gold
+    assert 0.0 <= report["overall"]["f1"] <= 1.0 and report["overall"]["sentences_per_second"] > 0
+
+
+def test_evaluate_bad_file_is_one_line(tiny_checkpoint, tmp_path):
+    (tmp_path / "bad.conllu").write_text("1\tParis\tB-LOC\tX\n2\tis\n", encoding="utf-8")
+    result = runner.invoke(
+        app, ["evaluate", "-m", str(tiny_checkpoint), "--data", str(tmp_path / "bad.conllu")]
+    )
+    assert result.exit_code == 1 and "bad.conllu:2" in result.stderr
+
+
+def test_train_stops_resumes_and_writes_a_loadable_model(tiny_checkpoint, tmp_path):
+    base = tiny_checkpoint.parent / "encoder"
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--train",
+        str(DATA / "adjacent_iob2.conllu"),
+        "--dev",
+        str(DATA / "adjacent_bioes.conllu"),
+        "--base",
+        str(base),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--dev-sample",
+        "0",
+    ]
+    first = runner.invoke(app, [*args, "--max-minutes", "0"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout.strip().splitlines()[-1])["finished"] is False
+    assert (out / "trainer_state.pt").exists() and (out / "model" / "model.safetensors").exists()
+    second = runner.invoke(app, args)
+    summary = json.loads(second.stdout.strip().splitlines()[-1])
+    assert second.exit_code == 0 and summary["finished"] and summary["step"] == summary["total_steps"]
+    assert summary["evaluations"], "the dev file is scored after each epoch"
+    check = runner.invoke(app, ["extract", "-m", str(out / "model"), "Angela Merkel in Paris."])
+    assert check.exit_code == 0, check.output
+
+
+def test_train_refuses_unknown_base(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--train",
+            str(DATA / "adjacent_iob2.conllu"),
+            "--base",
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    )
+    assert result.exit_code == 1 and "no model folder" in result.stderr
