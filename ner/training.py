@@ -194,10 +194,16 @@ def train(
     """
     out.mkdir(parents=True, exist_ok=True)
     args_path = out / ARGS_FILE
-    if args_path.exists() and json.loads(args_path.read_text()) != asdict(config):
-        raise ValueError(
-            f"{out} holds a run with other settings ({args_path}); use a new --out or the same settings"
-        )
+    if args_path.exists():
+        # `epochs` may change on resume: the linear decay is re-stretched to the new end, so a run can be
+        # extended, or shortened to anneal inside the time that is left. Anything else must match.
+        before = json.loads(args_path.read_text())
+        if {**before, "epochs": config.epochs} != asdict(config):
+            raise ValueError(
+                f"{out} holds a run with other settings ({args_path}); use a new --out or the same settings"
+            )
+        if before["epochs"] != config.epochs:
+            logger.info("epochs changed from %s to %s: the schedule now ends there", before["epochs"], config.epochs)
     args_path.write_text(json.dumps(asdict(config), indent=2))
     torch.manual_seed(config.seed)
     device = model.device

@@ -107,6 +107,19 @@ def test_other_settings_refuse_to_resume(base_encoder, corpus, tmp_path):
         )
 
 
+def test_resume_may_change_epochs_and_the_schedule_ends_at_the_new_total(base_encoder, corpus, tmp_path):
+    model = new_span_model(base_encoder, LABELS)
+    examples, _ = _examples(model, corpus)
+    short = TrainConfig(epochs=1, batch_size=3, warmup_steps=1, negatives=4)
+    first = train(model, examples, tmp_path / "run", short, show_progress_bar=False)
+    assert first["finished"]
+    longer = TrainConfig(epochs=2, batch_size=3, warmup_steps=1, negatives=4)
+    second = train(model, examples, tmp_path / "run", longer, show_progress_bar=False)
+    assert second["finished"] and second["step"] == 2 * first["step"]
+    state = torch.load(tmp_path / "run" / "trainer_state.pt", weights_only=True)
+    assert state["scheduler"]["_last_lr"][0] == pytest.approx(0.0), "linear decay reaches zero at the new end"
+
+
 def test_trained_checkpoint_loads_in_spanlink_and_span_marker(base_encoder, corpus, tmp_path):
     model = new_span_model(base_encoder, LABELS, cjk_words=False)
     examples, _ = _examples(model, corpus)
