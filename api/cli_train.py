@@ -61,7 +61,10 @@ def train(
         str, typer.Option(help="e5-small (embedded), an encoder folder or a hub id.")
     ] = "e5-small",
     epochs: Annotated[
-        float, typer.Option(min=0.0001, help="Passes over the data; may change when resuming (re-stretches the LR decay).")
+        float,
+        typer.Option(
+            min=0.0001, help="Passes over the data; may change on resume (re-stretches the LR decay)."
+        ),
     ] = 3.0,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     lr: Annotated[float, typer.Option(min=0.0)] = 5e-5,

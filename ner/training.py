@@ -203,7 +203,9 @@ def train(
                 f"{out} holds a run with other settings ({args_path}); use a new --out or the same settings"
             )
         if before["epochs"] != config.epochs:
-            logger.info("epochs changed from %s to %s: the schedule now ends there", before["epochs"], config.epochs)
+            logger.info(
+                "epochs changed from %s to %s: the schedule now ends there", before["epochs"], config.epochs
+            )
     args_path.write_text(json.dumps(asdict(config), indent=2))
     torch.manual_seed(config.seed)
     device = model.device
