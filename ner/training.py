@@ -12,10 +12,13 @@ continues exactly as if it had not stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -168,6 +171,23 @@ def _save_state(
     os.replace(tmp, out / STATE_FILE)
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Treat SIGTERM like Ctrl-C, so `kill`, schedulers and container stops also leave a resumable state."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):  # noqa: ANN001, ARG001 - signal handler signature
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def train(
     model: SpanModel,
     examples: list[Example],
@@ -253,48 +273,51 @@ def train(
         dynamic_ncols=True,
     )
     finished = False
-    try:
-        while step < total:
-            batches = _batches_for_epoch(examples, config.batch_size, config.seed, epoch)
-            while epoch_step < len(batches) and step < total:
-                rng = np.random.default_rng([config.seed, step])
-                loss = _loss(model, [examples[i] for i in batches[epoch_step]], rng, config)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(body + head, 1.0)
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                epoch_step += 1
-                ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
-                bar.update(1)
-                bar.set_postfix(loss=f"{ema:.4f}", epoch=epoch)
-                now = time.monotonic()
-                if now - last_save > config.save_minutes * 60:
-                    _save_state(out, model, optimizer, scheduler, step, epoch_step, epoch)
-                    last_save = now
-                if max_minutes is not None and now - started > max_minutes * 60:
-                    raise TimeoutError
-            if epoch_step >= len(batches):
-                epoch, epoch_step = epoch + 1, 0
-                if evaluate is not None:
-                    modules = [m for m in (model.encoder, model.classifier, model.boundary) if m is not None]
-                    for module in modules:
-                        module.eval()
-                    result = {"epoch": epoch, "step": step, **evaluate(model)}
-                    evaluations.append(result)
-                    logger.info("evaluation: %s", result)
-                    for module in modules:
-                        module.train()
-        finished = True
-    except TimeoutError:
-        logger.info("time budget reached at step %d; run the same command again to resume", step)
-    except KeyboardInterrupt:
-        logger.info("interrupted at step %d; state saved, run the same command again to resume", step)
-    finally:
-        bar.close()
-        _save_state(out, model, optimizer, scheduler, step, epoch_step, epoch)
-        for module in (model.encoder, model.classifier, model.boundary):
-            if module is not None:
-                module.eval()
+    with _sigterm_as_interrupt():
+        try:
+            while step < total:
+                batches = _batches_for_epoch(examples, config.batch_size, config.seed, epoch)
+                while epoch_step < len(batches) and step < total:
+                    rng = np.random.default_rng([config.seed, step])
+                    loss = _loss(model, [examples[i] for i in batches[epoch_step]], rng, config)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(body + head, 1.0)
+                    optimizer.step()
+                    scheduler.step()
+                    step += 1
+                    epoch_step += 1
+                    ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{ema:.4f}", epoch=epoch)
+                    now = time.monotonic()
+                    if now - last_save > config.save_minutes * 60:
+                        _save_state(out, model, optimizer, scheduler, step, epoch_step, epoch)
+                        last_save = now
+                    if max_minutes is not None and now - started > max_minutes * 60:
+                        raise TimeoutError
+                if epoch_step >= len(batches):
+                    epoch, epoch_step = epoch + 1, 0
+                    if evaluate is not None:
+                        modules = [
+                            m for m in (model.encoder, model.classifier, model.boundary) if m is not None
+                        ]
+                        for module in modules:
+                            module.eval()
+                        result = {"epoch": epoch, "step": step, **evaluate(model)}
+                        evaluations.append(result)
+                        logger.info("evaluation: %s", result)
+                        for module in modules:
+                            module.train()
+            finished = True
+        except TimeoutError:
+            logger.info("time budget reached at step %d; run the same command again to resume", step)
+        except KeyboardInterrupt:
+            logger.info("interrupted at step %d; state saved, run the same command again to resume", step)
+        finally:
+            bar.close()
+            _save_state(out, model, optimizer, scheduler, step, epoch_step, epoch)
+            for module in (model.encoder, model.classifier, model.boundary):
+                if module is not None:
+                    module.eval()
     return {"finished": finished, "step": step, "total_steps": total, "loss": ema, "evaluations": evaluations}

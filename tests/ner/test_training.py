@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +121,30 @@ def test_resume_may_change_epochs_and_the_schedule_ends_at_the_new_total(base_en
     assert second["finished"] and second["step"] == 2 * first["step"]
     state = torch.load(tmp_path / "run" / "trainer_state.pt", weights_only=True)
     assert state["scheduler"]["_last_lr"][0] == pytest.approx(0.0), "linear decay reaches zero at the new end"
+
+
+def test_sigterm_stops_training_with_a_resumable_state(base_encoder, corpus, tmp_path):
+    model = new_span_model(base_encoder, LABELS)
+    examples, _ = _examples(model, corpus)
+    before = signal.getsignal(signal.SIGTERM)
+
+    def terminated_after_the_first_epoch(_model):
+        os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` or a container stop would
+        return {}
+
+    config = TrainConfig(epochs=3, batch_size=3, warmup_steps=1, negatives=4, save_minutes=1e9)
+    result = train(
+        model,
+        examples,
+        tmp_path / "run",
+        config,
+        evaluate=terminated_after_the_first_epoch,
+        show_progress_bar=False,
+    )
+    assert not result["finished"] and result["step"] == math.ceil(len(examples) / 3)
+    state = torch.load(tmp_path / "run" / "trainer_state.pt", weights_only=True)
+    assert state["step"] == result["step"] and state["epoch"] == 1
+    assert signal.getsignal(signal.SIGTERM) is before, "the handler is restored"
 
 
 def test_trained_checkpoint_loads_in_spanlink_and_span_marker(base_encoder, corpus, tmp_path):
