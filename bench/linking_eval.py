@@ -88,14 +88,16 @@ def run(
         stream.append(items)
         grouping.append(groups)
     entity_ids = link_embeddings(stream, settings, dim=384)
-    keys, responses, languages = [], [], []
+    keys, responses, languages, topics, local = [], [], [], [], []
     for doc, groups, ids in zip(docs, grouping, entity_ids):
         for g, entity in zip(groups, ids):
             for i in g:
                 keys.append(doc.mentions[i].cluster)
                 responses.append(entity)
                 languages.append(doc.language)
-    report = score_assignments(keys, responses, languages)
+                topics.append(doc.topic)
+                local.append(doc.mentions[i].topic_local)
+    report = score_assignments(keys, responses, languages, topics, local)
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
 
@@ -122,6 +124,11 @@ def summary(report: dict) -> dict:
         "muc_f1": report["overall"]["muc"]["f1"],
         "pairwise_f1": report["overall"]["pairwise"]["f1"],
         "cross_b3_f1": report["cross_language"]["b3"]["f1"],
+        **{
+            f"{view}_b3_f1": report[view]["b3"]["f1"]
+            for view in ("topic_scoped", "global_ids")
+            if view in report
+        },
     }
 
 

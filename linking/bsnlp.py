@@ -31,6 +31,7 @@ class GoldMention:
     end: int
     label: str
     cluster: str
+    topic_local: bool = False  # a numeric id, unique only within its topic (see `align`)
 
 
 @dataclass
@@ -119,14 +120,15 @@ def align(text: str, rows: Sequence[dict[str, str]], topic: str, stats: Alignmen
         first = rows[current[0]]
         label = (first.get("ner") or "O")[2:]
         cluster = (first.get("clID") or "").strip() or f"{label}-unknown"
-        if _NUMERIC.match(cluster):
+        topic_local = bool(_NUMERIC.match(cluster))
+        if topic_local:
             cluster = f"{topic}:{cluster}"
         if not placed:
             stats.mentions_dropped += 1
         else:
             if len(placed) < len(current):
                 stats.mentions_partial += 1
-            mentions.append(GoldMention(placed[0][0], placed[-1][1], label, cluster))  # type: ignore[index]
+            mentions.append(GoldMention(placed[0][0], placed[-1][1], label, cluster, topic_local))  # type: ignore[index]
         current.clear()
 
     for i, row in enumerate(rows):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,27 @@ from linking.metrics import PRF, clustering_scores
 
 
 def score_assignments(
-    keys: Sequence[str], responses: Sequence[int], languages: Sequence[str]
+    keys: Sequence[str],
+    responses: Sequence[Hashable],
+    languages: Sequence[str],
+    topics: Sequence[str] | None = None,
+    topic_local: Sequence[bool] | None = None,
 ) -> dict[str, Any]:
-    """Overall, per-language and cross-language clustering scores for aligned mention labels."""
+    """Overall, per-language and cross-language clustering scores for aligned mention labels.
+
+    With several BSNLP topics in one store, ``overall`` counts a merge across topics as an error
+    whenever a topic uses its own numeric ids (``ec:1`` and ``ORG-European-Commission`` are the same
+    commission). Two views correct for that: ``topic_scoped`` scores each topic's mentions against
+    its own ids (clusters are cut at topic borders, in key and response alike), and ``global_ids``
+    scores, pooled across topics, only the mentions whose gold id is a named one defined for all topics.
+    """
     out: dict[str, Any] = {"overall": clustering_scores(keys, responses)}
+    if topics is not None and len(set(topics)) > 1:
+        out["topic_scoped"] = clustering_scores(list(zip(topics, keys)), list(zip(topics, responses)))
+    if topic_local is not None and any(topic_local):
+        named = [i for i, local in enumerate(topic_local) if not local]
+        out["global_ids"] = clustering_scores([keys[i] for i in named], [responses[i] for i in named])
+        out["global_ids"]["counts"]["share_of_mentions"] = round(len(named) / max(1, len(keys)), 4)
     by_lang: dict[str, list[int]] = defaultdict(list)
     for i, lang in enumerate(languages):
         by_lang[lang].append(i)
@@ -83,7 +100,7 @@ def evaluate_documents(
         results += part_results
         seconds += part_seconds
         entities += part_entities
-    keys, responses, languages = [], [], []
+    keys, responses, languages, topics, topic_local = [], [], [], [], []
     gold_total = predicted_total = exact = 0
     for doc, result in zip(ordered, results):
         found = _spans(result)
@@ -98,7 +115,9 @@ def evaluate_documents(
             keys.append(m.cluster)
             responses.append(f"{doc.topic if per_topic else ''}:{entity_id}")
             languages.append(doc.language)
-    report: dict[str, Any] = score_assignments(keys, responses, languages)
+            topics.append(doc.topic)
+            topic_local.append(m.topic_local)
+    report: dict[str, Any] = score_assignments(keys, responses, languages, topics, topic_local)
     report["mentions"] = {
         "gold": gold_total,
         "predicted": predicted_total,

@@ -27,6 +27,7 @@ def test_tokens_align_to_character_offsets(tmp_path):
     ]
     assert stats.tokens_failed == 1 and stats.mentions_dropped == 0  # the extra Russian token
     assert [m.cluster for m in docs[2].mentions][:2] == ["ec:1", "ec:2"]  # numeric ids are per topic
+    assert docs[2].mentions[0].topic_local and not pl.mentions[0].topic_local
 
 
 def test_score_assignments_reports_languages_and_cross_language():
@@ -35,6 +36,22 @@ def test_score_assignments_reports_languages_and_cross_language():
     assert set(report["per_language"]) == {"pl", "ru"}
     assert report["cross_language"]["counts"]["mentions"] == 2  # only cluster A spans two languages
     assert report["cross_language"]["b3"]["f1"] == 1.0
+
+
+def test_topic_scoped_and_global_id_views_forgive_topic_local_ids():
+    # One commission, named in topic "brexit" and by a numeric topic-local id in topic "ec": linking
+    # the three mentions together is right, but the raw pooled score calls it a false merge.
+    keys = ["ORG-European-Commission", "ORG-European-Commission", "ec:1", "PER-X", "PER-X"]
+    responses = [7, 7, 7, 8, 9]
+    topics = ["brexit", "brexit", "ec", "brexit", "ec"]
+    local = [False, False, True, False, False]
+    report = score_assignments(keys, responses, ["pl"] * 5, topics, local)
+    assert report["overall"]["b3"]["precision"] < 1.0
+    assert report["topic_scoped"]["b3"]["precision"] == 1.0
+    assert report["global_ids"]["counts"]["mentions"] == 4
+    assert report["global_ids"]["b3"]["precision"] == 1.0
+    assert report["global_ids"]["b3"]["recall"] < 1.0, "PER-X split across topics is still a miss"
+    assert "topic_scoped" not in score_assignments(keys, responses, ["pl"] * 5, ["ec"] * 5, local)
 
 
 def test_evaluate_documents_with_gold_mentions(tmp_path):
