@@ -103,3 +103,5 @@ def test_eval_linking_with_predicted_mentions_reports_detection(tiny_checkpoint,
     assert set(report["mention_detection"]) == {"precision", "recall", "f1"}
     assert report["mentions"]["gold"] == 6 and not report["mentions"]["gold_mentions_given"]
     assert report["mentions"]["scored"] <= report["mentions"]["gold"]
+    span_only, typed = report["mention_detection_span_only"], report["mention_detection"]
+    assert span_only["recall"] == round(report["mentions"]["scored"] / 6, 4) >= typed["recall"]
