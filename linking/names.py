@@ -20,6 +20,7 @@ from rapidfuzz.distance import Levenshtein
 _APOSTROPHE_ENDING = re.compile(r"['’`´]\w{0,4}\b")  # Polish "Farage'owi", Czech "Blair'ovi"
 _NON_WORD = re.compile(r"[^0-9a-z ]+")
 _SPACES = re.compile(r"\s+")
+_INITIAL_DOT = re.compile(r"(?<=\w)\.(?=\w{2,})")  # a dot glued to the next word; "U.S." keeps its dots
 _VOWELS = re.compile(r"[aeiouy]")
 _SKELETON_FOLD = (
     ("dzh", "j"),  # Russian/Bulgarian "Дж" for English "J": Джонсон -> dzhonson ~ johnson
@@ -27,6 +28,9 @@ _SKELETON_FOLD = (
     ("shch", "s"),
     ("zh", "z"),
     ("kh", "h"),
+    ("yu", "ju"),  # Ю/Я/Ё as Latin J: Юнкер -> yunker ~ juncker
+    ("ya", "ja"),
+    ("yo", "jo"),
     ("ch", "c"),
     ("sh", "s"),
     ("th", "t"),
@@ -55,7 +59,7 @@ def normalize_name(surface: str) -> str:
     """
     text = unicodedata.normalize("NFKC", surface)
     text = _APOSTROPHE_ENDING.sub("", text)
-    text = anyascii(text).casefold().replace("-", " ")
+    text = _INITIAL_DOT.sub(" ", anyascii(text)).casefold().replace("-", " ")  # "Т.Мей" -> "t mey"
     text = _NON_WORD.sub("", text)
     return _SPACES.sub(" ", text).strip()
 
@@ -106,15 +110,21 @@ def token_similarity(a: str, b: str) -> float:
         return 1.0
     if stem_match(a, b):
         return 0.9
+    if min(len(a), len(b)) == 1 and max(len(a), len(b)) >= 3 and a[0] == b[0] and a.isalpha() and b.isalpha():
+        return 0.8  # an initial: "t" of "T. May" / "Т.Мей" for "theresa"
     if len(a) < 3 or len(b) < 3:
         return 0.0
     sa, sb = skeleton(a), skeleton(b)
     if sa and sa == sb:
         return 0.85
     ratio = Levenshtein.normalized_similarity(sa, sb) if sa and sb else 0.0
-    if ratio >= 0.75 and a[0] == b[0]:
-        return 0.8 * ratio
-    return 0.0
+    fuzzy = 0.8 * ratio if ratio >= 0.75 and a[0] == b[0] else 0.0
+    # Transliterations the skeleton folds apart ("mishel" / "michel": sh vs ch) are still one edit
+    # apart as spelled; long tokens only, so short names one letter apart stay distinct.
+    spelled = Levenshtein.normalized_similarity(a, b)
+    if spelled >= 0.8 and a[0] == b[0] and min(len(a), len(b)) >= 5:
+        fuzzy = max(fuzzy, 0.8 * spelled)
+    return fuzzy
 
 
 def acronym_of(tokens: tuple[str, ...]) -> str:

@@ -22,6 +22,9 @@ MATCH = 0.8  # LinkSettings().coref_threshold
         ("Nigel Farage", "Farage"),  # surname only
         ("Unia Europejska", "UE"),  # acronym of the initials
         ("Европейски съюз", "ЕС"),  # Cyrillic acronym
+        ("Юнкер", "Juncker"),  # Ю as Latin J
+        ("Т.Мей", "Тереза Мей"),  # an initial glued to the surname by a dot
+        ("T. May", "Theresa May"),
     ],
 )
 def test_forms_of_one_name_match(a, b):
@@ -37,6 +40,7 @@ def test_forms_of_one_name_match(a, b):
         ("Theresa May", "Theresa Villiers"),  # same first name only
         ("UE", "Unia Afrykańska"),  # initials differ
         ("Praha", "Paříž"),  # same first letter
+        ("J. Smith", "Adam Smith"),  # the initial disagrees
     ],
 )
 def test_different_names_do_not_match(a, b):
@@ -47,6 +51,15 @@ def test_normalize_name_drops_apostrophe_endings_and_transliterates():
     assert normalize_name("Farage'owi") == "farage"
     assert normalize_name("ФАРАЖ") == "farazh"
     assert normalize_name("Sešlar-Naraks") == "seslar naraks"
+
+
+def test_one_spelling_edit_between_long_transliterated_tokens_is_close():
+    # The consonant skeletons differ (sh vs ch) but the spellings are one edit apart.
+    assert form_similarity("Мишел Барние", "Michel Barnier") > 0.75
+    assert form_similarity("Мишел Барние", "Michel Barnier") < form_similarity(
+        "Michel Barnier", "Michel Barnier"
+    )
+    assert normalize_name("U.S.") == "us"  # dots of an acronym are not word breaks
 
 
 def test_stem_match_tolerates_only_short_endings():
