@@ -71,6 +71,14 @@ def _read_documents(files: list[Path]) -> list:
     return docs
 
 
+ConsolidateOption = Annotated[
+    bool,
+    typer.Option(
+        help="Afterwards merge entities that are one (online linking can split an entity early on)."
+    ),
+]
+
+
 @app.command()
 def ingest(
     files: Annotated[list[Path], typer.Argument(help="Text files (one document each) or .jsonl files.")],
@@ -82,6 +90,7 @@ def ingest(
     ] = None,
     vectors: VectorsOption = "surface",
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ...")] = None,
+    consolidate: ConsolidateOption = False,
 ) -> None:
     """Extract, link and store documents; prints one JSON line per document."""
     from index import Store, StoreError
@@ -108,6 +117,11 @@ def ingest(
                     ),
                     flush=True,
                 )
+            if consolidate:
+                merged = linker.consolidate()
+                print(
+                    json.dumps({"consolidated": {str(k): v for k, v in sorted(merged.items())}}), flush=True
+                )
     except (StoreError, LinkingError) as exc:
         raise fail(str(exc)) from None
 
@@ -129,6 +143,7 @@ def eval_linking(
         bool,
         typer.Option(help="One fresh store per topic (BSNLP cluster ids are per topic); scores pooled."),
     ] = False,
+    consolidate: ConsolidateOption = True,
     surface_cache: Annotated[
         Path | None,
         typer.Option(
@@ -191,6 +206,7 @@ def eval_linking(
         alignment=alignment,
         progress=True,
         per_topic=store_per_topic,
+        consolidate=consolidate,
     )
     for part in (embedder, getattr(embedder, "surface", None)):
         if hasattr(part, "save_cache"):

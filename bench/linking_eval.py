@@ -64,6 +64,7 @@ def run(
     settings: LinkSettings,
     vectors: dict[str, np.ndarray] | None,
     per_document: dict[str, np.ndarray] | None = None,
+    consolidate: bool = False,
 ) -> dict:
     """Link ``docs`` in memory and score; vectors by mention string, or per document (rows aligned
     with ``doc.mentions``, e.g. contextual span vectors)."""
@@ -87,7 +88,7 @@ def run(
             items.append((view, member_rows))
         stream.append(items)
         grouping.append(groups)
-    entity_ids = link_embeddings(stream, settings, dim=384)
+    entity_ids = link_embeddings(stream, settings, dim=384, consolidate=consolidate)
     keys, responses, languages, topics, local = [], [], [], [], []
     for doc, groups, ids in zip(docs, grouping, entity_ids):
         for g, entity in zip(groups, ids):

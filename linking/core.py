@@ -47,6 +47,7 @@ class EntityView:
     vector: np.ndarray | None = None
     mention_count: int = 0
     known: set[str] = field(default_factory=set, repr=False)  # normalize_name of name and aliases
+    alias_counts: dict[str, int] = field(default_factory=dict, repr=False)  # mentions per alias, if kept
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,8 @@ class MemoryEntities:
             if len(posting) > MAX_POSTING:  # a key this common ("t:euro") does not discriminate
                 continue
             for entity_id in posting:
-                hits[entity_id] += 1
+                if entity_id in self.entities:  # a key filed under a form's original case may outlive it
+                    hits[entity_id] += 1
         ranked = sorted(hits, key=lambda e: (-hits[e], -self.entities[e].mention_count))
         chosen = ranked[: settings.name_candidates]
         if vector_ids is not None:
@@ -232,6 +234,33 @@ class MemoryEntities:
                 for key in name_keys(form):
                     self.keys.get(key, set()).discard(entity_id)
 
+    def merge(self, target_id: int, source_id: int) -> None:
+        """Fold entity ``source_id`` into ``target_id``: aliases, counts and centroid, as the store does."""
+        source, target = self.entities[source_id], self.entities[target_id]
+        for alias in source.aliases:
+            target.alias_counts[alias] = target.alias_counts.get(alias, 0) + source.alias_counts.get(alias, 0)
+            if alias not in target.aliases:
+                target.aliases.append(alias)
+                for key in name_keys(alias):
+                    self.keys[key].add(target_id)
+        if target.known:
+            target.known |= {normalize_name(form) for form in [source.name, *source.aliases]}
+        total = self._sum(target) + self._sum(source)
+        target.mention_count += source.mention_count
+        self.sums[target_id] = total
+        norm = float(np.linalg.norm(total))
+        target.vector = total / norm if norm > 0 else target.vector
+        self._set_row(target_id, target.vector)
+        self.remove(source_id)
+
+    def _sum(self, entity: EntityView) -> np.ndarray:
+        """Sum of the entity's normalized mention vectors (estimated from the centroid if not kept)."""
+        if entity.id in self.sums:
+            return self.sums[entity.id]
+        if entity.vector is None:
+            return np.zeros(self.dim, np.float32)
+        return np.asarray(entity.vector, np.float32) * max(1, entity.mention_count)
+
     def add(self, group: GroupView, vectors: np.ndarray | None, entity_id: int | None) -> int:
         """Record a linked group (``entity_id``) or create an entity for it (``None``)."""
         if entity_id is None:
@@ -242,6 +271,7 @@ class MemoryEntities:
         entity = self.entities[entity_id]
         for form in group.forms:
             norm = " ".join(form.casefold().split())
+            entity.alias_counts[norm] = entity.alias_counts.get(norm, 0) + 1
             if norm not in entity.aliases:
                 entity.aliases.append(norm)
                 entity.known.add(normalize_name(form))
@@ -262,6 +292,7 @@ def link_embeddings(
     documents: Sequence[Sequence[tuple[GroupView, np.ndarray | None]]],
     settings: LinkSettings | None = None,
     dim: int | None = None,
+    consolidate: bool = False,
 ) -> list[list[int]]:
     """Cluster mention groups of a stream of documents into entities, with no model or store.
 
@@ -269,6 +300,7 @@ def link_embeddings(
         documents: Per document, its groups with their mention vectors (rows, or None).
         settings (LinkSettings | None): Weights and thresholds. Defaults to ``LinkSettings()``.
         dim (int | None): Vector size. Defaults to the first vector's size (or 1).
+        consolidate (bool): Afterwards merge entities that are one (``linking.consolidation``).
 
     Returns:
         list[list[int]]: Per document, the entity id of each group (ids start at 1).
@@ -289,4 +321,9 @@ def link_embeddings(
             decision = decide(group, table.candidates(group, settings), settings)
             ids.append(table.add(group, vectors, decision.entity_id))
         out.append(ids)
+    if consolidate:
+        from linking.consolidation import plan_merges, resolve  # noqa: PLC0415 - it imports this module
+
+        final = resolve(plan_merges(table, settings))
+        out = [[final.get(i, i) for i in ids] for ids in out]
     return out

@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,7 @@ def evaluate_documents(
     progress: bool = False,
     store_dir: str | Path | None = None,
     per_topic: bool = False,
+    consolidate: bool = True,
 ) -> dict[str, Any]:
     """Ingest ``docs`` into a fresh store (a temporary folder unless given) and score the linking.
 
@@ -82,6 +84,8 @@ def evaluate_documents(
         store_dir (str | Path | None): Where to create the store. Defaults to a temporary folder.
         per_topic (bool): One fresh store per topic (BSNLP cluster ids are defined per topic;
             numeric ones even collide), scores pooled over all mentions. Defaults to False.
+        consolidate (bool): Merge entities that are one after ingesting (``Linker.consolidate``).
+            Defaults to True.
 
     Returns:
         dict: JSON-ready scores, counts and throughput.
@@ -91,18 +95,21 @@ def evaluate_documents(
         parts[doc.topic if per_topic else ""].append(doc)
     ordered: list[GoldDocument] = []
     results: list[IngestResult] = []
-    seconds, entities = 0.0, 0
-    for part in parts.values():
-        part_results, part_seconds, part_entities = _ingest(
-            part, make_linker, dim, gold_mentions, progress, store_dir
-        )
+    seconds, consolidation_seconds, entities = 0.0, 0.0, 0
+    merged: dict[tuple[int, int], int] = {}  # (part, merged-away id) -> surviving id
+    part_of: list[int] = []
+    for number, part in enumerate(parts.values()):
+        ingested = _ingest(part, make_linker, dim, gold_mentions, progress, store_dir, consolidate)
         ordered += part
-        results += part_results
-        seconds += part_seconds
-        entities += part_entities
+        results += ingested.results
+        part_of += [number] * len(part)
+        seconds += ingested.seconds
+        consolidation_seconds += ingested.consolidation_seconds
+        entities += ingested.entities
+        merged.update({(number, old): new for old, new in ingested.merged.items()})
     keys, responses, languages, topics, topic_local = [], [], [], [], []
     gold_total = predicted_total = exact = 0
-    for doc, result in zip(ordered, results):
+    for doc, result, number in zip(ordered, results, part_of):
         found = _spans(result)
         gold_total += len(doc.mentions)
         predicted_total += len(found)
@@ -111,6 +118,7 @@ def evaluate_documents(
             if hit is None:
                 continue
             label, entity_id = hit
+            entity_id = merged.get((number, entity_id), entity_id)
             exact += label == m.label
             keys.append(m.cluster)
             responses.append(f"{doc.topic if per_topic else ''}:{entity_id}")
@@ -140,10 +148,21 @@ def evaluate_documents(
         "documents_per_second": round(len(docs) / seconds, 2) if seconds else None,
         "entities": entities,
         "store_per_topic": per_topic,
+        "consolidation_seconds": round(consolidation_seconds, 2),
+        "entities_merged": len(merged),
     }
     if alignment is not None:
         report["alignment"] = alignment.as_dict()
     return report
+
+
+@dataclass
+class _Ingested:
+    results: list[IngestResult]
+    seconds: float
+    consolidation_seconds: float
+    entities: int
+    merged: dict[int, int]
 
 
 def _ingest(
@@ -153,8 +172,9 @@ def _ingest(
     gold_mentions: bool,
     progress: bool,
     store_dir: str | Path | None,
-) -> tuple[list[IngestResult], float, int]:
-    """Ingest into a fresh store; returns the results, the seconds spent and the entity count."""
+    consolidate: bool,
+) -> _Ingested:
+    """Ingest into a fresh store (then consolidate its entities, if asked)."""
     with tempfile.TemporaryDirectory(prefix="spanlink-eval-") as tmp:
         folder = Path(store_dir or tmp) / f"store-{time.time_ns()}"
         folder.mkdir(parents=True)
@@ -173,7 +193,9 @@ def _ingest(
             started = time.perf_counter()
             results = linker.ingest(inputs, progress=progress)
             seconds = time.perf_counter() - started
-            return results, seconds, store.stats().entities
+            merged = linker.consolidate() if consolidate else {}
+            consolidation = time.perf_counter() - started - seconds
+            return _Ingested(results, seconds, consolidation, store.stats().entities, merged)
 
 
 def _spans(result: IngestResult) -> dict[tuple[int, int], tuple[str, int]]:

@@ -10,6 +10,7 @@ assumes it is the only writer of its store (call ``reload()`` after writes made 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,11 +27,14 @@ from index import (
     NotFound,
     Store,
 )
+from linking.consolidation import plan_merges, resolve
 from linking.core import Decision, EntityView, GroupView, MemoryEntities, decide, group_label, mean_vector
 from linking.coref import MentionSpan, group_mentions
 from linking.embedding import Embedder, SpanEmbedder
 from linking.names import form_similarity
 from linking.settings import LinkSettings
+
+logger = logging.getLogger(__name__)
 
 
 class LinkingError(ValueError):
@@ -375,6 +379,18 @@ class Linker:
         self.table.remove(source_id)
         self._refresh_all([target_id])
         return entity
+
+    def consolidate(self) -> dict[int, int]:
+        """Merge the entities that are one (``linking.consolidation``); run it after bulk ingests.
+
+        Returns:
+            dict[int, int]: Each merged-away entity id and the id it now lives on.
+        """
+        plan = plan_merges(self.table, self.settings)
+        for step in plan:  # in order: each target still exists when its step comes
+            self.merge(step.target, step.source)
+            logger.info("merged entity %d into %d (score %.3f)", step.source, step.target, step.score)
+        return resolve(plan)
 
     def split(
         self, entity_id: int, mention_ids: Sequence[int], *, name: str | None = None, label: str | None = None

@@ -54,6 +54,12 @@ class LinkSettings:
     )
     vector_candidates: int = _setting(10, "Nearest entities fetched from the FAISS index per group.")
     name_candidates: int = _setting(50, "Most candidates taken from the alias-key table per group.")
+    merge_margin: float = _setting(
+        0.2, "Consolidation: an entity merges into a larger one at link_threshold + this score."
+    )
+    merge_forms: int = _setting(
+        10, "Consolidation: how many of an entity's most frequent aliases stand for it (besides its name)."
+    )
     vector_kind: str = _setting(
         "surface",
         "Mention vector: 'span' (contextual span embedding), 'surface' (sentence embedding of the "
@@ -74,6 +80,8 @@ class LinkSettings:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {value}")
+        if self.merge_forms < 0:
+            raise ValueError("merge_forms must be >= 0")
         if self.vector_candidates < 0 or self.name_candidates < 0:
             raise ValueError("vector_candidates and name_candidates must be >= 0")
 
