@@ -32,9 +32,7 @@ def test_online_linking_splits_and_consolidation_merges():
 
 def test_plan_leaves_the_table_alone_and_merges_small_into_large():
     table = MemoryEntities(dim=1)
-    for (group, _), target in zip(
-        [d[0] for d in _split_then_bridged()], [None, None, 1, None], strict=True
-    ):
+    for (group, _), target in zip([d[0] for d in _split_then_bridged()], [None, None, 1, None], strict=True):
         table.add(group, None, target)
     before = {e.id: (list(e.aliases), e.mention_count) for e in table.entities.values()}
     plan = plan_merges(table, NAMES_ONLY)
