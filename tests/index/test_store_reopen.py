@@ -45,6 +45,41 @@ def test_unsaved_changes_are_rebuilt(tmp_path, rng):
         assert reopened.stats().mention_vectors == reopened.stats().mentions == 8
 
 
+@pytest.mark.parametrize("factory", ["Flat", "HNSW16"])
+def test_stale_mention_index_is_repaired_in_place_not_rebuilt(tmp_path, rng, factory):
+    store = Store.open(tmp_path / "s.db", dim=DIM, factory=factory)
+    fill(store, rng, 8)
+    store.save_vectors()
+    late = rng.standard_normal((2, DIM))
+    store.add_document(make_doc("late", ["Late A", "Late B"], late))
+    store.delete_document(external_id="d1")
+    store.close(save=False)  # died before saving: FAISS lacks "late" and still holds d1's mentions
+    with Store.open(tmp_path / "s.db") as reopened:
+        loaded, reason = reasons(reopened)["mentions"]
+        assert loaded and "2 added, 2 removed" in reason, reason
+        assert reasons(reopened)["entities"][0] is False  # centroids change in place: rebuilt
+        assert_consistent(reopened)
+        hit = reopened.similar_mentions(late[0], k=1)[0]
+        assert hit.mention.text == "Late A" and hit.score == pytest.approx(1.0, abs=1e-5)
+    with Store.open(tmp_path / "s.db") as again:  # the repaired file was saved
+        assert all(loaded for loaded, _ in reasons(again).values()), reasons(again)
+
+
+def test_a_large_change_is_rebuilt_rather_than_patched(tmp_path, rng, monkeypatch):
+    import index.sync
+
+    monkeypatch.setattr(index.sync, "REPAIR_ALWAYS", 0)
+    monkeypatch.setattr(index.sync, "REPAIR_MAX_FRACTION", 0.05)
+    store = Store.open(tmp_path / "s.db", dim=DIM)
+    fill(store, rng, 8)
+    store.save_vectors()
+    store.delete_document(external_id="d1")  # 2 of 14 vectors: over 5%
+    store.close(save=False)
+    with Store.open(tmp_path / "s.db") as reopened:
+        assert reasons(reopened)["mentions"][0] is False
+        assert_consistent(reopened)
+
+
 def test_centroid_change_with_same_ids_is_detected(tmp_path, rng):
     store = Store.open(tmp_path / "s.db", dim=DIM)
     first = store.add_document(make_doc("d0", ["Ann"], rng.standard_normal((1, DIM)))).document
