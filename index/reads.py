@@ -107,6 +107,20 @@ def get_entities(session: Session, entity_ids: Iterable[int]) -> dict[int, Entit
     return {entity.id: entity_public(entity) for entity in rows}
 
 
+def list_entities(
+    session: Session, *, after_id: int, limit: int, labels: Sequence[str] | None = None
+) -> list[tuple[EntityPublic, bytes | None]]:
+    """A page of entities in id order after ``after_id`` (keyset paging), with their centroid blobs."""
+    if limit < 1 or after_id < 0:
+        raise InvalidInput("limit must be >= 1 and after_id >= 0", limit=limit, after_id=after_id)
+    stmt = (
+        select(Entity).options(selectinload(Entity.aliases)).where(Entity.id > after_id).order_by(Entity.id)
+    )
+    if labels:
+        stmt = stmt.where(Entity.label.in_(list(labels)))
+    return [(entity_public(entity), entity.centroid) for entity in session.scalars(stmt.limit(limit))]
+
+
 def get_entity(session: Session, entity_id: int) -> EntityPublic:
     """Load one entity. Raises :class:`NotFound` when it does not exist."""
     found = get_entities(session, [entity_id])

@@ -333,6 +333,23 @@ class Store:
         with self._read() as session:
             return reads.get_entity(session, entity_id)
 
+    def list_entities(
+        self, *, after_id: int = 0, limit: int = 1000, labels: Sequence[str] | None = None
+    ) -> list[tuple[EntityPublic, np.ndarray | None]]:
+        """A page of entities in id order, each with its normalized centroid (or ``None``).
+
+        Keyset paging: pass the last id of a page as ``after_id`` for the next; an empty page ends.
+
+        >>> page = store.list_entities(limit=500)  # doctest: +SKIP
+        >>> next_page = store.list_entities(after_id=page[-1][0].id, limit=500)  # doctest: +SKIP
+        """
+        with self._read() as session:
+            rows = reads.list_entities(session, after_id=after_id, limit=limit, labels=labels)
+        return [
+            (entity, None if blob is None else normalize_rows(from_blob(blob, self.dim), self.dim)[0])
+            for entity, blob in rows
+        ]
+
     def entity_vector(self, entity_id: int) -> np.ndarray | None:
         """The entity's normalized centroid, or ``None`` when it has none."""
         with self._read() as session:

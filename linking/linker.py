@@ -170,20 +170,13 @@ class Linker:
     # -- entity cache --------------------------------------------------------------------------
 
     def reload(self) -> None:
-        """Rebuild the entity cache from the store (after writes that bypassed this linker).
-
-        The store has no entity listing yet, so ids are probed in order until every entity the
-        store counts has been seen (ids are never reused, so gaps are deleted entities).
-        """
+        """Rebuild the entity cache from the store (after writes that bypassed this linker)."""
         self.table = MemoryEntities(self.store.dim)
-        remaining, entity_id, misses = self.store.stats().entities, 0, 0
-        while remaining > 0 and misses < 1_000_000:
-            entity_id += 1
-            try:
-                self._refresh(entity_id)
-                remaining -= 1
-            except NotFound:
-                misses += 1
+        after = 0
+        while page := self.store.list_entities(after_id=after, limit=1000):
+            for entity, vector in page:
+                self.table.put(_view(entity, vector))
+            after = page[-1][0].id
 
     def _refresh(self, entity_id: int) -> None:
         try:

@@ -84,6 +84,26 @@ def two_entities(store, rng):
     return alice_id, alicia_id, vectors, [d1.mentions[0].id, d1.mentions[1].id, d2.mentions[0].id]
 
 
+def test_list_entities_pages_by_id_with_centroids(store, rng):
+    vectors = rng.standard_normal((5, DIM))
+    made = [
+        store.upsert_entity(EntityCreate(f"E{i}", "PER" if i % 2 else "LOC", vector=vectors[i])).id
+        for i in range(5)
+    ]
+    store.upsert_entity(EntityCreate("No vector", "ORG"))
+    pages, after = [], 0
+    while page := store.list_entities(after_id=after, limit=2):
+        pages.append([entity.id for entity, _ in page])
+        after = page[-1][0].id
+    assert [len(p) for p in pages] == [2, 2, 2] and sum(pages, [])[:5] == made
+    by_id = {entity.id: vector for entity, vector in store.list_entities(limit=10)}
+    np.testing.assert_allclose(by_id[made[3]], unit(vectors[3]), atol=1e-6)
+    assert by_id[max(by_id)] is None  # the entity without a vector
+    assert [e.name for e, _ in store.list_entities(labels=["PER"])] == ["E1", "E3"]
+    with pytest.raises(InvalidInput):
+        store.list_entities(limit=0)
+
+
 def test_merge_moves_mentions_aliases_and_vector(store, rng):
     alice_id, alicia_id, vectors, mention_ids = two_entities(store, rng)
     merged = store.merge_entities(alice_id, alicia_id)
