@@ -320,6 +320,19 @@ class MergeRequest(_Request):
     other: Id
 
 
+class MergedEntity(BaseModel):
+    """One entity that consolidation merged away, and where its mentions went."""
+
+    id: int
+    into: int
+
+
+class ConsolidateResult(BaseModel):
+    """What ``POST /v1/entities/consolidate`` merged."""
+
+    merged: list[MergedEntity]
+
+
 class SplitRequest(_Request):
     """Mentions of the entity in the path that become a new entity."""
 

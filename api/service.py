@@ -348,6 +348,11 @@ class Service:
         with self.write_lock, _linking_errors():
             return self.linker.merge(target_id, other_id)
 
+    def consolidate(self) -> dict[int, int]:
+        """Merge the entities that are one (``Linker.consolidate``); merged-away id -> surviving id."""
+        with self.write_lock, _linking_errors():
+            return self.linker.consolidate()
+
     def split(
         self, entity_id: int, mention_ids: Sequence[int], *, name: str | None, label: str | None
     ) -> EntityPublic:

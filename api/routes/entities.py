@@ -1,4 +1,4 @@
-"""``/v1/entities``: read, search, similarity, merge and split."""
+"""``/v1/entities``: read, search, similarity, merge, split and consolidate."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from fastapi import APIRouter, Query
 from api.convert import entity_detail, entity_public
 from api.deps import EntityDep, ServiceDep, WriteAccess
 from api.schemas import (
+    ConsolidateResult,
     EntitiesPublic,
     EntityDetail,
     EntityHit,
     EntityHits,
     EntityPublic,
     Label,
+    MergedEntity,
     MergeRequest,
     SimilarRequest,
     SplitRequest,
@@ -63,6 +65,17 @@ def similar_entities(body: SimilarRequest, service: ServiceDep) -> EntityHits:
 def read_entity(entity: EntityDep, service: ServiceDep) -> EntityDetail:
     """An entity with its aliases, mention count and sample mentions with their document ids."""
     return entity_detail(entity, service.entity_mentions(entity, SAMPLE_MENTIONS))
+
+
+@router.post("/consolidate", response_model=ConsolidateResult, dependencies=[WriteAccess])
+def consolidate_entities(service: ServiceDep) -> ConsolidateResult:
+    """Merge entities that are one but were split by online linking (run after bulk ingests).
+
+    Each entity, smallest first, is scored against larger ones with the linking score (name,
+    vector, type) and merged at ``link_threshold + merge_margin``; mentions, aliases and vectors follow.
+    """
+    merged = service.consolidate()
+    return ConsolidateResult(merged=[MergedEntity(id=k, into=v) for k, v in sorted(merged.items())])
 
 
 @router.post("/{entity_id}/merge", response_model=EntityPublic, dependencies=[WriteAccess])

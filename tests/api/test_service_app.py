@@ -120,6 +120,7 @@ def test_openapi_has_tagged_operation_ids(client):
         "/v1/entities/{entity_id}",
         "/v1/entities/{entity_id}/merge",
         "/v1/entities/{entity_id}/split",
+        "/v1/entities/consolidate",
         "/health",
         "/metrics",
         "/-/versions",
@@ -211,3 +212,32 @@ def test_cli_serve_without_default_model_is_one_line(tmp_path, monkeypatch):
     result = runner.invoke(app, ["serve", "--data-dir", str(tmp_path), "--get", "/health"])
     assert result.exit_code == 1
     assert result.output.startswith("error: ") and "Traceback" not in result.output
+
+
+def test_consolidate_merges_entities_that_online_linking_split(make_client):
+    # Names only (the tiny model's vectors mean nothing): "EU" cannot link to "Unia Europejska" by
+    # itself; "Unia Europejska (EU)" then teaches the first entity the alias, and consolidation merges.
+    client = make_client(
+        link_settings={"vector_weight": 0.0, "link_threshold": 0.9, "vector_only_cosine": 1.0}
+    )
+    docs = [
+        ("d1", "Unia Europejska obraduje.", [(0, 15)]),
+        ("d2", "EU votes.", [(0, 2)]),
+        ("d3", "Unia Europejska (EU) znowu.", [(0, 15), (17, 19)]),
+    ]
+    body = {
+        "documents": [
+            {"id": i, "text": t, "mentions": [{"start": a, "end": b, "label": "ORG"} for a, b in spans]}
+            for i, t, spans in docs
+        ]
+    }
+    ingested = client.post("/v1/documents", json=body, headers=AUTH)
+    assert ingested.status_code == 200, ingested.text
+    union, eu = (d["mentions"][0]["entity_id"] for d in ingested.json()["documents"][:2])
+    assert union != eu
+    assert client.post("/v1/entities/consolidate").status_code == 401  # a write needs the key
+    merged = client.post("/v1/entities/consolidate", headers=AUTH)
+    assert merged.status_code == 200, merged.text
+    assert merged.json() == {"merged": [{"id": eu, "into": union}]}
+    assert client.get("/v1/documents/d2").json()["mentions"][0]["entity_id"] == union
+    assert client.get(f"/v1/entities/{eu}").status_code == 404
