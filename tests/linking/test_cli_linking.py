@@ -67,8 +67,13 @@ def test_ingest_text_and_jsonl_then_reingest_replaces(tiny_checkpoint, tmp_path)
     assert [line["id"] for line in lines] == [str(tmp_path / "a.txt"), "j1", "j2"]
     assert lines[2]["mentions"] == 1 and not any(line["replaced"] for line in lines)
     assert (tmp_path / "store" / "spanlink.db").exists()
-    again = runner.invoke(app, args)
-    assert all(json.loads(line)["replaced"] for line in again.stdout.splitlines())
+    again = runner.invoke(app, [*args, "--consolidate"])
+    *documents, summary = [json.loads(line) for line in again.stdout.splitlines()]
+    assert len(documents) == 3 and all(line["replaced"] for line in documents)
+    merged = {int(k): v for k, v in summary["consolidated"].items()}
+    for gone, kept in merged.items():  # whatever the random model's vectors merged is really gone
+        assert runner.invoke(app, ["entity", str(gone), "--data-dir", str(tmp_path / "store")]).exit_code != 0
+        assert runner.invoke(app, ["entity", str(kept), "--data-dir", str(tmp_path / "store")]).exit_code == 0
 
 
 def test_ingest_bad_jsonl(tiny_checkpoint, tmp_path):
