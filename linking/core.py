@@ -163,6 +163,7 @@ class MemoryEntities:
     _matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     _row_ids: list[int] = field(default_factory=list)
     _row_of: dict[int, int] = field(default_factory=dict)
+    _filed: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))  # keys per entity
 
     def __post_init__(self) -> None:
         self._matrix = np.zeros((0, self.dim), np.float32)
@@ -184,8 +185,7 @@ class MemoryEntities:
             if len(posting) > MAX_POSTING:  # a key this common ("t:euro") does not discriminate
                 continue
             for entity_id in posting:
-                if entity_id in self.entities:  # a key filed under a form's original case may outlive it
-                    hits[entity_id] += 1
+                hits[entity_id] += 1
         ranked = sorted(hits, key=lambda e: (-hits[e], -self.entities[e].mention_count))
         chosen = ranked[: settings.name_candidates]
         if vector_ids is not None:
@@ -217,22 +217,18 @@ class MemoryEntities:
         self.remove(entity.id)
         self.entities[entity.id] = entity
         self._set_row(entity.id, entity.vector)
-        for form in [entity.name, *entity.aliases]:
-            for key in name_keys(form):
-                self.keys[key].add(entity.id)
+        self._file(entity.id, [entity.name, *entity.aliases])
 
     def remove(self, entity_id: int) -> None:
         """Forget an entity (merged away, or left without mentions)."""
-        old = self.entities.pop(entity_id, None)
+        self.entities.pop(entity_id, None)
         self.sums.pop(entity_id, None)
         row = self._row_of.pop(entity_id, None)
         if row is not None:
             self._matrix[row] = 0.0
             self._row_ids[row] = -1
-        if old is not None:
-            for form in [old.name, *old.aliases]:
-                for key in name_keys(form):
-                    self.keys.get(key, set()).discard(entity_id)
+        for key in self._filed.pop(entity_id, ()):
+            self.keys[key].discard(entity_id)
 
     def merge(self, target_id: int, source_id: int) -> None:
         """Fold entity ``source_id`` into ``target_id``: aliases, counts and centroid, as the store does."""
@@ -241,8 +237,7 @@ class MemoryEntities:
             target.alias_counts[alias] = target.alias_counts.get(alias, 0) + source.alias_counts.get(alias, 0)
             if alias not in target.aliases:
                 target.aliases.append(alias)
-                for key in name_keys(alias):
-                    self.keys[key].add(target_id)
+                self._file(target_id, [alias])
         if target.known:
             target.known |= {normalize_name(form) for form in [source.name, *source.aliases]}
         total = self._sum(target) + self._sum(source)
@@ -252,6 +247,14 @@ class MemoryEntities:
         target.vector = total / norm if norm > 0 else target.vector
         self._set_row(target_id, target.vector)
         self.remove(source_id)
+
+    def _file(self, entity_id: int, forms: Iterable[str]) -> None:
+        """File the entity under the alias keys of ``forms``, remembering them so ``remove`` finds
+        exactly these (keys of an original form, e.g. an acronym's, differ from its casefolded alias)."""
+        for form in forms:
+            for key in name_keys(form):
+                self.keys[key].add(entity_id)
+                self._filed[entity_id].add(key)
 
     def _sum(self, entity: EntityView) -> np.ndarray:
         """Sum of the entity's normalized mention vectors (estimated from the centroid if not kept)."""
@@ -275,8 +278,7 @@ class MemoryEntities:
             if norm not in entity.aliases:
                 entity.aliases.append(norm)
                 entity.known.add(normalize_name(form))
-                for key in name_keys(form):
-                    self.keys[key].add(entity_id)
+                self._file(entity_id, [form])
         entity.mention_count += len(group.forms)
         if vectors is not None and len(vectors):
             rows = np.asarray(vectors, np.float32)

@@ -81,6 +81,16 @@ def test_memory_table_updates_centroid_aliases_and_candidates():
     assert table.candidates(GroupView(["Brexitu"], "EVT", unit(1, 0)), LinkSettings()) == []
 
 
+def test_removed_entity_leaves_no_alias_key_behind():
+    # "EU" files an acronym key that its casefolded alias "eu" would not give: removal must find it.
+    table = MemoryEntities(dim=2)
+    eu = table.add(GroupView(["Unia Europejska", "EU"], "ORG"), None, None)
+    other = table.add(GroupView(["Unia Afrykańska"], "ORG"), None, None)
+    table.merge(other, eu)
+    assert all(eu not in posting for posting in table.keys.values())
+    assert [e.id for e in table.candidates(GroupView(["EU"], "ORG"), LinkSettings())] == [other]
+
+
 def test_mean_vector_ignores_zero_rows():
     assert mean_vector(np.zeros((2, 3))) is None
     assert mean_vector(np.array([[3.0, 0.0], [0.0, 0.0]])) == pytest.approx(unit(1, 0))
