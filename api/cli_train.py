@@ -197,6 +197,12 @@ def export_delta_command(
     model: Annotated[str, typer.Option("--model", "-m", help="A model spanlink train built on e5-small.")],
     out: Annotated[Path, typer.Option(help="Folder to write (e.g. data/default-model).")],
     card: Annotated[Path | None, typer.Option(help="Model card (markdown) to write beside it.")] = None,
+    prune_threshold: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="Turn two-stage pruning on by default at this boundary probability."
+        ),
+    ] = None,
 ) -> None:
     """Write a model trained on the embedded e5-small as a float16 delta over it (as the default ships)."""
     from ner.base_encoder import KNOWN_SOURCE_SHA256
@@ -206,6 +212,10 @@ def export_delta_command(
     base = str(span_model.config.raw.get("encoder", {}).get("_name_or_path", ""))
     if "e5-small" not in Path(base).name:
         raise fail(f"{model} was not trained on the embedded e5-small base (its encoder is {base!r})")
+    if prune_threshold is not None:
+        if span_model.boundary is None:
+            raise fail(f"{model} has no boundary head, so it cannot prune")
+        span_model.config.prune_threshold = prune_threshold
     text = card.read_text(encoding="utf-8") if card else ""
     folder = export_delta(span_model, out, "e5-small", KNOWN_SOURCE_SHA256["e5-small"], text)
     size = sum(f.stat().st_size for f in folder.iterdir()) / 1e6

@@ -80,3 +80,20 @@ def test_train_refuses_unknown_base(tmp_path):
         ],
     )
     assert result.exit_code == 1 and "no model folder" in result.stderr
+
+
+def test_export_delta_refuses_a_model_not_built_on_e5_small(tiny_checkpoint, tmp_path):
+    args = [
+        "export-delta",
+        "--model",
+        str(tiny_checkpoint),
+        "--out",
+        str(tmp_path / "d"),
+        "--prune-threshold",
+        "0.05",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "not trained on the embedded e5-small" in result.stderr
+    assert not (tmp_path / "d").exists(), "nothing half-written"
+    bad = runner.invoke(app, [*args[:-1], "1.5"])
+    assert bad.exit_code != 0
