@@ -134,7 +134,8 @@ def eval_linking(
         bool, typer.Option("--gold-mentions", help="Link the gold mention spans.")
     ] = False,
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="NER model (needed without --gold-mentions).")
+        str | None,
+        typer.Option("--model", "-m", help="NER model for predicted mentions (default: the embedded model)."),
     ] = None,
     vectors: VectorsOption = "surface",
     languages: Annotated[str | None, typer.Option(help="Comma-separated languages to keep.")] = None,
@@ -161,8 +162,6 @@ def eval_linking(
     from linking.linker import Linker
     from linking.settings import LinkSettings
 
-    if not gold_mentions and model is None:
-        raise fail("predicted mentions need a NER model: pass --model PATH, or use --gold-mentions")
     try:
         settings = (
             LinkSettings(**json.loads(settings_json)) if settings_json else LinkSettings(vector_kind=vectors)
@@ -183,7 +182,7 @@ def eval_linking(
         docs = kept
     if not docs:
         raise fail(f"no documents found for topics {topic_list} under {data}")
-    if model is not None:
+    if model is not None or not gold_mentions:  # predicted mentions: the named or the default model
         span_model = load_model(model, None, None, False)
     elif vectors != "surface":
         from ner.building import new_span_model

@@ -36,9 +36,11 @@ def test_eval_linking_with_gold_mentions(tiny_checkpoint, tmp_path):
     assert report["ingest"]["documents_per_second"] > 0
 
 
-def test_eval_linking_errors_are_one_line(tmp_path):
-    result = runner.invoke(app, ["eval-linking", "--data", str(tmp_path), "--topics", "x"])
-    assert result.exit_code == 1 and "need a NER model" in result.stderr
+def test_eval_linking_errors_are_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPANLINK_DEFAULT_MODEL", str(tmp_path / "missing"))
+    data = write_corpus(tmp_path / "bsnlp")
+    result = runner.invoke(app, ["eval-linking", "--data", str(data), "--topics", "ec"])
+    assert result.exit_code == 1 and "no default model" in result.stderr  # predicted mentions need one
     result = runner.invoke(app, ["eval-linking", "--data", str(tmp_path), "--topics", "x", "--gold-mentions"])
     assert result.exit_code == 1 and "no BSNLP topic folder" in result.stderr
 
