@@ -54,16 +54,22 @@ def test_topic_scoped_and_global_id_views_forgive_topic_local_ids():
     assert "topic_scoped" not in score_assignments(keys, responses, ["pl"] * 5, ["ec"] * 5, local)
 
 
-def test_evaluate_documents_with_gold_mentions(tmp_path):
+def _evaluate_fixture(tmp_path, **options):
+    """Evaluate the hand-written brexit + ec corpus with name-only linking (hash vectors mean nothing)."""
     docs, stats = read_bsnlp(write_corpus(tmp_path / "data"), ["brexit", "ec"])
     settings = LinkSettings(vector_weight=0.0, link_threshold=0.9)
-    report = evaluate_documents(
+    return evaluate_documents(
         docs,
         lambda store: Linker(store, settings=settings, embedder=SurfaceHashEmbedder()),
         DIM,
         alignment=stats,
         store_dir=tmp_path,
+        **options,
     )
+
+
+def test_evaluate_documents_with_gold_mentions(tmp_path):
+    report = _evaluate_fixture(tmp_path)
     assert report["mentions"]["scored"] == report["mentions"]["gold"] == 16
     assert report["ingest"]["documents"] == 3 and report["alignment"]["tokens_failed"] == 1
     # Farage, Brexit and Great Britain are linked across Polish and Russian; everything else is right.
@@ -72,15 +78,7 @@ def test_evaluate_documents_with_gold_mentions(tmp_path):
 
 
 def test_evaluate_documents_one_store_per_topic(tmp_path):
-    docs, _ = read_bsnlp(write_corpus(tmp_path / "data"), ["brexit", "ec"])
-    settings = LinkSettings(vector_weight=0.0, link_threshold=0.9)
-    report = evaluate_documents(
-        docs,
-        lambda store: Linker(store, settings=settings, embedder=SurfaceHashEmbedder()),
-        DIM,
-        store_dir=tmp_path,
-        per_topic=True,
-    )
+    report = _evaluate_fixture(tmp_path, per_topic=True)
     assert report["ingest"]["store_per_topic"] and report["mentions"]["scored"] == 16
     # Entity ids restart in each store, so they are told apart by topic: still a perfect clustering.
     assert report["overall"]["b3"]["f1"] == 1.0 and report["overall"]["counts"]["system_clusters"] == 6
