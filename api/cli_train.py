@@ -46,6 +46,19 @@ def _spread(items: list, n: int) -> list:
     return [items[int(i * step)] for i in range(n)]
 
 
+def _pruning(span_model, threshold: float | None, off: bool) -> bool | None:  # noqa: ANN001 - SpanModel
+    """The `prune` argument for extraction from --prune-threshold / --no-prune (a threshold is kept in
+    the model's config, so a checkpoint saved afterwards carries it)."""
+    if off:
+        return False
+    if threshold is None:
+        return None
+    if span_model.boundary is None:
+        raise fail("this model has no boundary head, so it cannot prune")
+    span_model.config.prune_threshold = threshold
+    return True
+
+
 @app.command()
 def train(
     train_files: Annotated[
@@ -170,9 +183,7 @@ def evaluate(
 
     sets = _read(data, fmt, scheme, _label_map(label_map))
     span_model = load_model(model, device, dtype, False)
-    prune: bool | None = False if no_prune else None
-    if prune_threshold is not None:
-        span_model.config.prune_threshold, prune = prune_threshold, True
+    prune = _pruning(span_model, prune_threshold, no_prune)
     files, accumulators, seconds, count = {}, [], 0.0, 0
     for path, sentences in sets.items():
         run = score_model(
@@ -189,6 +200,45 @@ def evaluate(
     overall["sentences_per_second"] = count / seconds if seconds else 0.0
     threshold = span_model.config.prune_threshold if prune is not False else None
     report = {"model": model, "prune_threshold": threshold, "files": files, "overall": overall}
+    typer.echo(json.dumps(report, indent=2))
+
+
+@app.command()
+def calibrate(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model folder to calibrate (float).")],
+    dev: Annotated[list[Path], typer.Option("--dev", help="Development files (conll, .iob2, .jsonl).")],
+    out: Annotated[Path, typer.Option(help="Folder for the calibrated SpanMarker checkpoint.")],
+    shifts: Annotated[
+        str, typer.Option(help="Comma-separated values to add to the 'O' logit; 0 is always tried.")
+    ] = "-0.5,0,0.5,1,1.5,2,2.5,3",
+    limit: Annotated[int, typer.Option(help="Sentences per file, spread out (0 = all).")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="auto, conll, iob2 or jsonl.")] = "auto",
+    scheme: Annotated[str, typer.Option(help="auto, iob1, iob2, bioes or bilou.")] = "auto",
+    label_map: Annotated[str | None, typer.Option(help="Rename/drop gold labels: OTH=MISC,EVT=")] = None,
+    prune_threshold: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Calibrate (and save) two-stage mode at this threshold."),
+    ] = None,
+    device: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Shift the 'O' logit to the value with the best mean dev F1 (precision vs recall); save to OUT."""
+    from ner.calibration import calibrate_outside_bias
+
+    try:
+        values = [float(v) for v in shifts.split(",") if v.strip()]
+    except ValueError:
+        raise fail(f"--shifts takes comma-separated numbers, got {shifts!r}") from None
+    read = _read(dev, fmt, scheme, _label_map(label_map))
+    sets = {str(path): _spread(sentences, limit) for path, sentences in read.items()}
+    span_model = load_model(model, device, None, False)
+    prune = _pruning(span_model, prune_threshold, False)
+    try:
+        result = calibrate_outside_bias(span_model, sets, values, prune=prune, show_progress_bar=True)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    span_model.save_pretrained(out)
+    typer.echo(f"'O' shifted by {result.shift:+g} (mean dev F1 {result.mean_f1:.4f}); wrote {out}", err=True)
+    report = {"shift": result.shift, "mean_f1": result.mean_f1, "table": result.table}
     typer.echo(json.dumps(report, indent=2))
 
 
@@ -212,10 +262,7 @@ def export_delta_command(
     base = str(span_model.config.raw.get("encoder", {}).get("_name_or_path", ""))
     if "e5-small" not in Path(base).name:
         raise fail(f"{model} was not trained on the embedded e5-small base (its encoder is {base!r})")
-    if prune_threshold is not None:
-        if span_model.boundary is None:
-            raise fail(f"{model} has no boundary head, so it cannot prune")
-        span_model.config.prune_threshold = prune_threshold
+    _pruning(span_model, prune_threshold, False)
     text = card.read_text(encoding="utf-8") if card else ""
     folder = export_delta(span_model, out, "e5-small", KNOWN_SOURCE_SHA256["e5-small"], text)
     size = sum(f.stat().st_size for f in folder.iterdir()) / 1e6

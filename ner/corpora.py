@@ -24,13 +24,13 @@ Example:
 from __future__ import annotations
 
 import json
-import unicodedata
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ner.tagging import SCHEME_PREFIXES, SCHEMES, detect_scheme, parse_tag, tags_to_spans
+from ner.words import align_char_span, align_words, join_words, split_words
 
 FORMATS = ("auto", "conll", "iob2", "jsonl")
 
@@ -115,94 +115,6 @@ class Sentence:
     def char_entities(self) -> list[tuple[int, int, str]]:
         """Returns the gold entities as ``(char_start, char_end, label)`` offsets into :attr:`text`."""
         return [(span.char_start, span.char_end, span.label) for span in self.spans]
-
-
-# --------------------------------------------------------------------------- words and offsets
-
-
-def _is_cjk(char: str) -> bool:
-    """CJK ideographs and kana: scripts written without spaces, so one character is one word."""
-    code = ord(char)
-    return (
-        0x3040 <= code <= 0x30FF  # hiragana, katakana
-        or 0x3400 <= code <= 0x4DBF  # CJK extension A
-        or 0x4E00 <= code <= 0x9FFF  # CJK unified ideographs
-        or 0xF900 <= code <= 0xFAFF  # CJK compatibility ideographs
-        or 0x20000 <= code <= 0x3134F  # CJK extensions B-G
-    )
-
-
-def split_words(text: str) -> list[tuple[int, int]]:
-    """Splits text into words for JSONL records; returns each word's ``(char_start, char_end)``.
-
-    The rules, Unicode-aware and dependency-free: a run of letters, digits, combining marks and
-    connector punctuation (``_``) is one word, so ``Müller``, ``Москва`` and Devanagari with its
-    vowel signs stay whole; every other non-space character (punctuation, symbols) is a word of its
-    own; CJK ideographs and kana are one word each, since those scripts use no spaces. Scripts
-    without spaces and without that rule (Thai, Khmer) come out as one word per run: annotate such
-    data in a token-per-line format instead.
-
-    Args:
-        text (str): The text.
-
-    Returns:
-        list[tuple[int, int]]: Word offsets, in order.
-
-    Example:
-        >>> [("Zürich, 北京")[s:e] for s, e in split_words("Zürich, 北京")]
-        ['Zürich', ',', '北', '京']
-    """
-    offsets: list[tuple[int, int]] = []
-    run_start: int | None = None
-    for index, char in enumerate(text):
-        category = unicodedata.category(char)
-        in_run = category[0] in "LNM" or category == "Pc"
-        if in_run and not _is_cjk(char):
-            if run_start is None:
-                run_start = index
-            continue
-        if run_start is not None:
-            offsets.append((run_start, index))
-            run_start = None
-        if not char.isspace():
-            offsets.append((index, index + 1))
-    if run_start is not None:
-        offsets.append((run_start, len(text)))
-    return offsets
-
-
-def align_words(text: str, words: Sequence[str]) -> list[tuple[int, int]] | None:
-    """Finds each word in ``text`` in order, allowing only whitespace between words.
-
-    Used for UNER's ``# text`` lines: Chinese text has no spaces between tokens, so only the
-    original text gives the model (and char-level evaluation) the right offsets.
-
-    Returns:
-        list[tuple[int, int]] | None: The offsets, or None if the words do not spell out ``text``
-        (apart from whitespace) in order.
-    """
-    offsets: list[tuple[int, int]] = []
-    position = 0
-    for word in words:
-        while position < len(text) and text[position].isspace():
-            position += 1
-        if not word or not text.startswith(word, position):
-            return None
-        offsets.append((position, position + len(word)))
-        position += len(word)
-    if text[position:].strip():
-        return None
-    return offsets
-
-
-def _join_words(words: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
-    """The space-joined text and its word offsets, for files that give no sentence text."""
-    offsets = []
-    position = 0
-    for word in words:
-        offsets.append((position, position + len(word)))
-        position += len(word) + 1
-    return " ".join(words), offsets
 
 
 # --------------------------------------------------------------------------- format detection
@@ -365,7 +277,7 @@ def _read_token_file(path: Path, scheme: str) -> list[Sentence]:
             else:
                 text = block.text
         if offsets is None:
-            text, offsets = _join_words(block.words)
+            text, offsets = join_words(block.words)
         spans = [Span(s, e, label, offsets[s][0], offsets[e - 1][1]) for s, e, label in word_spans]
         sentences.append(
             Sentence(block.words, text, offsets, spans, block.doc_id, block.sent_id, block.lines[0])
@@ -421,37 +333,6 @@ def _json_span(raw: object) -> tuple[int, int, str]:
     return start, end, label
 
 
-def _align_span(
-    text: str,
-    offsets: list[tuple[int, int]],
-    starts: Mapping[int, int],
-    ends: Mapping[int, int],
-    span: tuple[int, int, str],
-) -> tuple[int, int]:
-    """Maps a char span onto word indices; it must start and end on word boundaries.
-
-    ``starts`` and ``ends`` map each word's first and past-the-end char offset to its index; they
-    are built once per record, so a record with many spans stays linear.
-
-    Misaligned spans are errors rather than silently snapped: a span cutting a word usually means
-    offsets counted in bytes or UTF-16 units, or off by one, and snapping would hide that.
-    """
-    start, end, label = span
-    if not 0 <= start < end <= len(text):
-        raise ValueError(f"span [{start}, {end}) {label!r} is out of range for text of length {len(text)}")
-    if start in starts and end in ends and starts[start] <= ends[end]:
-        return starts[start], ends[end] + 1
-    inside = [index for index, (s, e) in enumerate(offsets) if s < end and e > start]
-    if not inside:
-        raise ValueError(f"span [{start}, {end}) {label!r} ({text[start:end]!r}) covers only whitespace")
-    fixed_start, fixed_end = offsets[inside[0]][0], offsets[inside[-1]][1]
-    raise ValueError(
-        f"span [{start}, {end}) {label!r} ({text[start:end]!r}) does not align with word boundaries; "
-        f"the words it touches are [{fixed_start}, {fixed_end}) ({text[fixed_start:fixed_end]!r}). "
-        "Offsets are Python str (code point) indices, end exclusive"
-    )
-
-
 def _read_jsonl(path: Path) -> list[Sentence]:
     """Reads one ``{"text": ..., "spans": [[start, end, label], ...]}`` object per line."""
     sentences: list[Sentence] = []
@@ -483,7 +364,7 @@ def _read_jsonl(path: Path) -> list[Sentence]:
             try:
                 for raw_span in raw_spans:
                     start, end, label = _json_span(raw_span)
-                    word_start, word_end = _align_span(text, offsets, starts, ends, (start, end, label))
+                    word_start, word_end = align_char_span(text, offsets, starts, ends, (start, end, label))
                     spans.append(Span(word_start, word_end, label, start, end))
                 spans.sort(key=lambda span: (span.start, span.end))
                 for before, after in zip(spans, spans[1:], strict=False):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
@@ -97,3 +98,30 @@ def test_export_delta_refuses_a_model_not_built_on_e5_small(tiny_checkpoint, tmp
     assert not (tmp_path / "d").exists(), "nothing half-written"
     bad = runner.invoke(app, [*args[:-1], "1.5"])
     assert bad.exit_code != 0
+
+
+def test_calibrate_writes_a_checkpoint_with_the_chosen_shift(tiny_checkpoint, tmp_path):
+    import ner
+
+    out = tmp_path / "calibrated"
+    dev = str(DATA / "adjacent_iob2.conllu")
+    args = ["calibrate", "-m", str(tiny_checkpoint), "--dev", dev, "--out", str(out), "--shifts", "-1,1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [row["shift"] for row in report["table"]] == [-1.0, 0.0, 1.0]
+    best = max(row["mean_f1"] for row in report["table"])
+    assert report["mean_f1"] == best and report["shift"] in (-1.0, 0.0, 1.0)
+    before, after = ner.load(tiny_checkpoint), ner.load(out)
+    moved = (after.classifier.bias - before.classifier.bias)[after.config.outside_id].item()
+    assert moved == pytest.approx(report["shift"])
+    assert after.config.raw["spanlink_outside_shift"] == report["shift"]
+
+
+def test_calibrate_rejects_bad_shifts_and_writes_nothing(tiny_checkpoint, tmp_path):
+    out = tmp_path / "calibrated"
+    dev = str(DATA / "adjacent_iob2.conllu")
+    args = ["calibrate", "-m", str(tiny_checkpoint), "--dev", dev, "--out", str(out), "--shifts", "1,x"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "--shifts takes comma-separated numbers" in result.stderr
+    assert not out.exists()

@@ -16,12 +16,10 @@ from ner.corpora import (
     CorpusWarning,
     Sentence,
     Span,
-    align_words,
     detect_format,
     detect_scheme,
     labels,
     read_corpus,
-    split_words,
     tags_to_spans,
 )
 
@@ -259,27 +257,6 @@ def test_jsonl_words_and_spans() -> None:
     assert acme.spans == [Span(0, 3, "ORG", 0, 10), Span(4, 5, "PER", 17, 20)]
     for sentence in sentences:
         _check_offsets(sentence)
-
-
-@pytest.mark.parametrize(
-    ("text", "words"),
-    [
-        ("Zürich, 北京!", ["Zürich", ",", "北", "京", "!"]),  # Latin run, punctuation, CJK per character
-        ("Санкт-Петербург 2024", ["Санкт", "-", "Петербург", "2024"]),  # Cyrillic, hyphen splits
-        ("हिन्दी भाषा", ["हिन्दी", "भाषा"]),  # combining vowel signs stay inside the word
-        ("ラーメン屋", ["ラ", "ー", "メ", "ン", "屋"]),  # kana one per character too
-        ("  snake_case\tx ", ["snake_case", "x"]),  # underscore joins; surrounding whitespace ignored
-    ],
-)
-def test_split_words(text: str, words: list[str]) -> None:
-    assert [text[s:e] for s, e in split_words(text)] == words
-
-
-def test_align_words() -> None:
-    assert align_words("北京大学", ["北京", "大学"]) == [(0, 2), (2, 4)]
-    assert align_words("a  b ", ["a", "b"]) == [(0, 1), (3, 4)]
-    assert align_words("ab c", ["a", "c"]) is None  # skipping non-space text is not allowed
-    assert align_words("a b extra", ["a", "b"]) is None  # leftover text
 
 
 # ----------------------------------------------------------------------------- format detection and errors

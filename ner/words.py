@@ -1,0 +1,127 @@
+"""Words and their character offsets, for corpora that give text, tokens, or both.
+
+JSON lines records carry only text (split it with :func:`split_words`); UNER files carry tokens and
+the original text (find the tokens in it with :func:`align_words`); CoNLL files carry only tokens
+(join them with :func:`join_words`). Everything downstream works on ``(char_start, char_end)`` pairs.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping, Sequence
+
+
+def _is_cjk(char: str) -> bool:
+    """CJK ideographs and kana: scripts written without spaces, so one character is one word."""
+    code = ord(char)
+    return (
+        0x3040 <= code <= 0x30FF  # hiragana, katakana
+        or 0x3400 <= code <= 0x4DBF  # CJK extension A
+        or 0x4E00 <= code <= 0x9FFF  # CJK unified ideographs
+        or 0xF900 <= code <= 0xFAFF  # CJK compatibility ideographs
+        or 0x20000 <= code <= 0x3134F  # CJK extensions B-G
+    )
+
+
+def split_words(text: str) -> list[tuple[int, int]]:
+    """Splits text into words for JSONL records; returns each word's ``(char_start, char_end)``.
+
+    The rules, Unicode-aware and dependency-free: a run of letters, digits, combining marks and
+    connector punctuation (``_``) is one word, so ``Müller``, ``Москва`` and Devanagari with its
+    vowel signs stay whole; every other non-space character (punctuation, symbols) is a word of its
+    own; CJK ideographs and kana are one word each, since those scripts use no spaces. Scripts
+    without spaces and without that rule (Thai, Khmer) come out as one word per run: annotate such
+    data in a token-per-line format instead.
+
+    Args:
+        text (str): The text.
+
+    Returns:
+        list[tuple[int, int]]: Word offsets, in order.
+
+    Example:
+        >>> [("Zürich, 北京")[s:e] for s, e in split_words("Zürich, 北京")]
+        ['Zürich', ',', '北', '京']
+    """
+    offsets: list[tuple[int, int]] = []
+    run_start: int | None = None
+    for index, char in enumerate(text):
+        category = unicodedata.category(char)
+        in_run = category[0] in "LNM" or category == "Pc"
+        if in_run and not _is_cjk(char):
+            if run_start is None:
+                run_start = index
+            continue
+        if run_start is not None:
+            offsets.append((run_start, index))
+            run_start = None
+        if not char.isspace():
+            offsets.append((index, index + 1))
+    if run_start is not None:
+        offsets.append((run_start, len(text)))
+    return offsets
+
+
+def align_words(text: str, words: Sequence[str]) -> list[tuple[int, int]] | None:
+    """Finds each word in ``text`` in order, allowing only whitespace between words.
+
+    Used for UNER's ``# text`` lines: Chinese text has no spaces between tokens, so only the
+    original text gives the model (and char-level evaluation) the right offsets.
+
+    Returns:
+        list[tuple[int, int]] | None: The offsets, or None if the words do not spell out ``text``
+        (apart from whitespace) in order.
+    """
+    offsets: list[tuple[int, int]] = []
+    position = 0
+    for word in words:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if not word or not text.startswith(word, position):
+            return None
+        offsets.append((position, position + len(word)))
+        position += len(word)
+    if text[position:].strip():
+        return None
+    return offsets
+
+
+def join_words(words: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
+    """The space-joined text and its word offsets, for files that give no sentence text."""
+    offsets = []
+    position = 0
+    for word in words:
+        offsets.append((position, position + len(word)))
+        position += len(word) + 1
+    return " ".join(words), offsets
+
+
+def align_char_span(
+    text: str,
+    offsets: list[tuple[int, int]],
+    starts: Mapping[int, int],
+    ends: Mapping[int, int],
+    span: tuple[int, int, str],
+) -> tuple[int, int]:
+    """Maps a char span onto word indices; it must start and end on word boundaries.
+
+    ``starts`` and ``ends`` map each word's first and past-the-end char offset to its index; they
+    are built once per record, so a record with many spans stays linear.
+
+    Misaligned spans are errors rather than silently snapped: a span cutting a word usually means
+    offsets counted in bytes or UTF-16 units, or off by one, and snapping would hide that.
+    """
+    start, end, label = span
+    if not 0 <= start < end <= len(text):
+        raise ValueError(f"span [{start}, {end}) {label!r} is out of range for text of length {len(text)}")
+    if start in starts and end in ends and starts[start] <= ends[end]:
+        return starts[start], ends[end] + 1
+    inside = [index for index, (s, e) in enumerate(offsets) if s < end and e > start]
+    if not inside:
+        raise ValueError(f"span [{start}, {end}) {label!r} ({text[start:end]!r}) covers only whitespace")
+    fixed_start, fixed_end = offsets[inside[0]][0], offsets[inside[-1]][1]
+    raise ValueError(
+        f"span [{start}, {end}) {label!r} ({text[start:end]!r}) does not align with word boundaries; "
+        f"the words it touches are [{fixed_start}, {fixed_end}) ({text[fixed_start:fixed_end]!r}). "
+        "Offsets are Python str (code point) indices, end exclusive"
+    )
