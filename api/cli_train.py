@@ -209,8 +209,9 @@ def calibrate(
     dev: Annotated[list[Path], typer.Option("--dev", help="Development files (conll, .iob2, .jsonl).")],
     out: Annotated[Path, typer.Option(help="Folder for the calibrated SpanMarker checkpoint.")],
     shifts: Annotated[
-        str, typer.Option(help="Comma-separated values to add to the 'O' logit; 0 is always tried.")
-    ] = "-0.5,0,0.5,1,1.5,2,2.5,3",
+        str | None,
+        typer.Option(help="Comma-separated values to add to the 'O' logit [default: -0.5 to 3 by 0.5]."),
+    ] = None,
     limit: Annotated[int, typer.Option(help="Sentences per file, spread out (0 = all).")] = 0,
     fmt: Annotated[str, typer.Option("--format", help="auto, conll, iob2 or jsonl.")] = "auto",
     scheme: Annotated[str, typer.Option(help="auto, iob1, iob2, bioes or bilou.")] = "auto",
@@ -222,10 +223,10 @@ def calibrate(
     device: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Shift the 'O' logit to the value with the best mean dev F1 (precision vs recall); save to OUT."""
-    from ner.calibration import calibrate_outside_bias
+    from ner.calibration import DEFAULT_SHIFTS, calibrate_outside_bias
 
     try:
-        values = [float(v) for v in shifts.split(",") if v.strip()]
+        values = [float(v) for v in shifts.split(",") if v.strip()] if shifts else list(DEFAULT_SHIFTS)
     except ValueError:
         raise fail(f"--shifts takes comma-separated numbers, got {shifts!r}") from None
     read = _read(dev, fmt, scheme, _label_map(label_map))

@@ -125,3 +125,14 @@ def test_calibrate_rejects_bad_shifts_and_writes_nothing(tiny_checkpoint, tmp_pa
     result = runner.invoke(app, args)
     assert result.exit_code == 1 and "--shifts takes comma-separated numbers" in result.stderr
     assert not out.exists()
+
+
+def test_calibrate_tries_the_default_shifts(tiny_checkpoint, tmp_path):
+    from ner.calibration import DEFAULT_SHIFTS
+
+    dev = str(DATA / "adjacent_iob2.conllu")
+    args = ["calibrate", "-m", str(tiny_checkpoint), "--dev", dev, "--out", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    shifts = [row["shift"] for row in json.loads(result.stdout)["table"]]
+    assert shifts == sorted({0.0, *DEFAULT_SHIFTS})
