@@ -12,7 +12,11 @@ from collections.abc import Mapping, Sequence
 
 
 def _is_cjk(char: str) -> bool:
-    """CJK ideographs and kana: scripts written without spaces, so one character is one word."""
+    """CJK ideographs and kana: scripts written without spaces, so one character is one word.
+
+    Narrower than `ner.tokenization.is_cjk` on purpose: Hangul is left out (Korean puts spaces
+    between words), and so are CJK punctuation and full-width forms (words of their own anyway).
+    """
     code = ord(char)
     return (
         0x3040 <= code <= 0x30FF  # hiragana, katakana
