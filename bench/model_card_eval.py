@@ -27,8 +27,7 @@ DATA = ROOT.parent / "shared" / "data" / "ner"
 CONLL = ("en", "de", "es", "nl")
 WIKINEURAL = ("de", "en", "es", "fr", "it", "nl", "pl", "pt", "ru")
 # languages of the default model's training data (see its card), to mark WikiNEuRal rows unseen
-TRAINED = {"de": "yes (CoNLL)", "en": "yes (CoNLL)", "es": "yes (CoNLL)", "nl": "yes (CoNLL)"}
-TRAINED["pt"] = "yes (UNER, PER/ORG/LOC only)"
+TRAINED = {lang: "yes (CoNLL)" for lang in CONLL} | {"pt": "yes (UNER, PER/ORG/LOC only)"}
 
 
 def _evaluate(name: str, files: list[Path], extra: list[str], args: argparse.Namespace) -> dict:

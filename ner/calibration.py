@@ -47,13 +47,26 @@ def _outside_bias(model: SpanModel) -> torch.Tensor:
     return model.classifier.bias
 
 
+def _set_shift(model: SpanModel, at_zero: tuple[float, float], shift: float) -> None:
+    """Set the "O" bias and the recorded total to their values at shift 0 plus `shift`.
+
+    Always from the shift-0 values, so trying many shifts in turn accumulates no rounding.
+    """
+    bias, recorded = at_zero
+    with torch.no_grad():
+        _outside_bias(model)[model.config.outside_id] = bias + shift
+    model.config.raw[SHIFT_KEY] = round(recorded + shift, 6)
+
+
+def _at_zero(model: SpanModel) -> tuple[float, float]:
+    """The current "O" bias and recorded shift total: the point later shifts are measured from."""
+    bias = _outside_bias(model)[model.config.outside_id].item()
+    return bias, float(model.config.raw.get(SHIFT_KEY, 0.0))
+
+
 def shift_outside_bias(model: SpanModel, shift: float) -> None:
     """Add `shift` to the classifier's "O" bias in place and record the running total in the config."""
-    bias = _outside_bias(model)
-    with torch.no_grad():
-        bias[model.config.outside_id] += shift
-    raw = model.config.raw
-    raw[SHIFT_KEY] = round(float(raw.get(SHIFT_KEY, 0.0)) + shift, 6)
+    _set_shift(model, _at_zero(model), shift)
 
 
 def calibrate_outside_bias(
@@ -84,20 +97,14 @@ def calibrate_outside_bias(
     if not dev or not any(dev.values()):
         raise ValueError("calibration needs development sentences")
     candidates = sorted({0.0, *map(float, shifts)}, key=lambda s: (abs(s), s))
-    bias, outside = _outside_bias(model), model.config.outside_id
-    original, recorded = bias[outside].item(), float(model.config.raw.get(SHIFT_KEY, 0.0))
-
-    def apply(shift: float) -> None:  # from the original value each time: no drift from repeated adds
-        with torch.no_grad():
-            bias[outside] = original + shift
-        model.config.raw[SHIFT_KEY] = round(recorded + shift, 6)
+    at_zero = _at_zero(model)
 
     table: list[dict] = []
     with tqdm(
         total=len(candidates) * len(dev), desc="calibrate", unit="run", disable=not show_progress_bar
     ) as bar:
         for shift in candidates:
-            apply(shift)
+            _set_shift(model, at_zero, shift)
             files = {}
             for name, sentences in dev.items():
                 scores = score_model(model, sentences, prune=prune).accumulator.compute()
@@ -106,6 +113,6 @@ def calibrate_outside_bias(
             mean_f1 = sum(f["f1"] for f in files.values()) / len(files)
             table.append({"shift": shift, "mean_f1": mean_f1, "files": files})
     best = max(table, key=lambda row: row["mean_f1"])  # first maximum: smallest |shift| ran first
-    apply(best["shift"])
+    _set_shift(model, at_zero, best["shift"])
     table.sort(key=lambda row: row["shift"])
     return Calibration(best["shift"], best["mean_f1"], table)
