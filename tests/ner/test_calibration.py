@@ -39,6 +39,18 @@ def test_shift_survives_save_and_load(tiny_model, tmp_path):
     assert loaded.extract(SENTENCES) == tiny_model.extract(SENTENCES)
 
 
+@pytest.fixture
+def peaked_model(tiny_model):
+    """The tiny model with its classifier weights scaled up: a random classifier's probabilities are
+    nearly uniform, so two labels or two overlapping spans can tie within float noise, and a
+    re-extraction may then decide them differently. Peaked scores keep "same model, same output"."""
+    import torch
+
+    with torch.no_grad():
+        tiny_model.classifier.weight.mul_(10.0)
+    return tiny_model
+
+
 def _gold_from_predictions(model, path: Path, shift: float) -> dict[str, list]:
     """Dev data whose gold is what the model predicts with 'O' shifted by `shift`: F1 1 at that shift."""
     shift_outside_bias(model, shift)
@@ -51,27 +63,27 @@ def _gold_from_predictions(model, path: Path, shift: float) -> dict[str, list]:
     return {str(path): read_corpus(path)}
 
 
-def test_calibration_picks_the_shift_that_reproduces_the_gold(tiny_model, tmp_path):
-    dev = _gold_from_predictions(tiny_model, tmp_path / "dev.jsonl", -3.0)
+def test_calibration_picks_the_shift_that_reproduces_the_gold(peaked_model, tmp_path):
+    dev = _gold_from_predictions(peaked_model, tmp_path / "dev.jsonl", -3.0)
     assert sum(len(s.spans) for s in next(iter(dev.values()))) > 0
-    result = calibrate_outside_bias(tiny_model, dev, [-3.0, 2.0])
+    result = calibrate_outside_bias(peaked_model, dev, [-3.0, 2.0])
     assert [row["shift"] for row in result.table] == [-3.0, 0.0, 2.0]  # 0 is always tried
     assert result.shift == -3.0 and result.mean_f1 == 1.0
     assert max(row["mean_f1"] for row in result.table if row["shift"] != -3.0) < 1.0
     # the model is left at the chosen shift
     from ner.scoring import score_model
 
-    assert score_model(tiny_model, next(iter(dev.values()))).accumulator.compute().f1 == 1.0
-    assert tiny_model.config.raw[SHIFT_KEY] == -3.0
+    assert score_model(peaked_model, next(iter(dev.values()))).accumulator.compute().f1 == 1.0
+    assert peaked_model.config.raw[SHIFT_KEY] == -3.0
 
 
-def test_calibration_prefers_the_model_as_it_is_on_a_tie(tiny_model, tmp_path):
-    dev = _gold_from_predictions(tiny_model, tmp_path / "dev.jsonl", 0.0)
-    bias = tiny_model.classifier.bias.detach().clone()
-    result = calibrate_outside_bias(tiny_model, dev, [-0.001, 0.001])
+def test_calibration_prefers_the_model_as_it_is_on_a_tie(peaked_model, tmp_path):
+    dev = _gold_from_predictions(peaked_model, tmp_path / "dev.jsonl", 0.0)
+    bias = peaked_model.classifier.bias.detach().clone()
+    result = calibrate_outside_bias(peaked_model, dev, [-0.001, 0.001])
     assert result.shift == 0.0 and result.mean_f1 == 1.0
     assert all(row["mean_f1"] == 1.0 for row in result.table)  # tiny shifts change nothing: a tie
-    assert tiny_model.classifier.bias.detach().equal(bias)
+    assert peaked_model.classifier.bias.detach().equal(bias)
 
 
 def test_calibration_needs_dev_sentences(tiny_model):
