@@ -212,6 +212,9 @@ def calibrate(
         str | None,
         typer.Option(help="Comma-separated values to add to the 'O' logit [default: -0.5 to 3 by 0.5]."),
     ] = None,
+    per_label: Annotated[
+        bool, typer.Option("--per-label", help="Then tune each entity label's logit too (coordinate ascent).")
+    ] = False,
     limit: Annotated[int, typer.Option(help="Sentences per file, spread out (0 = all).")] = 0,
     fmt: Annotated[str, typer.Option("--format", help="auto, conll, iob2 or jsonl.")] = "auto",
     scheme: Annotated[str, typer.Option(help="auto, iob1, iob2, bioes or bilou.")] = "auto",
@@ -222,8 +225,8 @@ def calibrate(
     ] = None,
     device: Annotated[str | None, typer.Option()] = None,
 ) -> None:
-    """Shift the 'O' logit to the value with the best mean dev F1 (precision vs recall); save to OUT."""
-    from ner.calibration import DEFAULT_SHIFTS, calibrate_outside_bias
+    """Shift the 'O' logit (and with --per-label each label's) to the best mean dev F1; save to OUT."""
+    from ner.calibration import DEFAULT_SHIFTS, calibrate_biases
 
     try:
         values = [float(v) for v in shifts.split(",") if v.strip()] if shifts else list(DEFAULT_SHIFTS)
@@ -234,12 +237,21 @@ def calibrate(
     span_model = load_model(model, device, None, False)
     prune = _pruning(span_model, prune_threshold, False)
     try:
-        result = calibrate_outside_bias(span_model, sets, values, prune=prune, show_progress_bar=True)
+        result = calibrate_biases(
+            span_model, sets, values, per_label=per_label, prune=prune, show_progress_bar=True
+        )
     except ValueError as exc:
         raise fail(str(exc)) from None
     span_model.save_pretrained(out)
-    typer.echo(f"'O' shifted by {result.shift:+g} (mean dev F1 {result.mean_f1:.4f}); wrote {out}", err=True)
-    report = {"shift": result.shift, "mean_f1": result.mean_f1, "table": result.table}
+    moved = ", ".join(f"{label} {value:+g}" for label, value in result.shifts.items()) or "nothing"
+    typer.echo(f"shifted {moved} (mean dev F1 {result.mean_f1:.4f}); wrote {out}", err=True)
+    report = {
+        "shift": result.shift,
+        "shifts": result.shifts,
+        "mean_f1": result.mean_f1,
+        "table": result.table,
+        "label_table": result.label_table,
+    }
     typer.echo(json.dumps(report, indent=2))
 
 

@@ -14,8 +14,7 @@ but the work is organised differently:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,25 +30,11 @@ from ner.entities import Entity, merge_windows, normalize_inputs
 from ner.errors import CheckpointError, InputError
 from ner.loading import read_weights, resolve_checkpoint
 from ner.segmentation import Window, text_windows, word_windows
+from ner.segments import Candidates, Segment, segment_entity
 from ner.tokenization import Encoded, SpanTokenizer, candidate_spans, marker_positions
 
 DTYPES = ("float32", "bfloat16", "float16", "int8")
 BOUNDARY_WEIGHT, BOUNDARY_BIAS = "spanlink.boundary.weight", "spanlink.boundary.bias"
-
-
-@dataclass
-class Segment:
-    item: int
-    base: int  # offset of the window in its input: characters for texts, words for word lists
-    window: Window
-    enc: Encoded
-    spans: np.ndarray
-    starts: np.ndarray
-    ends: np.ndarray
-
-    @property
-    def cost(self) -> int:
-        return self.enc.num_tokens + 2 * len(self.spans)
 
 
 def _resolve_dtype(dtype: str | torch.dtype | None) -> str:
@@ -325,12 +310,10 @@ class SpanModel:
             no_tokens = np.array([t is None for t in seg.enc.word_tokens], dtype=bool)
             may_start |= no_tokens
             may_end |= no_tokens
-            keep = may_start[seg.spans[:, 0]] & may_end[seg.spans[:, 1] - 1] if len(seg.spans) else []
-            kept.append(
-                Segment(
-                    seg.item, seg.base, seg.window, seg.enc, seg.spans[keep], seg.starts[keep], seg.ends[keep]
-                )
-            )
+            if len(seg.spans):
+                kept.append(seg.keep(may_start[seg.spans[:, 0]] & may_end[seg.spans[:, 1] - 1]))
+            else:
+                kept.append(seg)
         return kept
 
     def _classify(self, batch: list[Segment], cache: list, valid: torch.Tensor) -> list[np.ndarray]:
@@ -377,30 +360,108 @@ class SpanModel:
         """
         single = isinstance(texts, str)
         items = normalize_inputs(texts)
+        found: list[list[tuple[Entity, bool]]] = [[] for _ in items]
+        for batch, hidden, probs in self._scored_batches(
+            items, entity_max_length, prune, batch_size, show_progress_bar
+        ):
+            for b, (seg, seg_probs) in enumerate(zip(batch, probs)):
+                decoded = self._segment_entities(items, seg, seg_probs, min_score, strip_spaces)
+                for entity, start, end in decoded:
+                    if embeddings:
+                        entity.embedding = self._mean_state(hidden[b], seg.enc, start, end)
+                    found[seg.item].append((entity, seg.window.overlapping))
+        results = [merge_windows(entities) for entities in found]
+        return results[0] if single else results
+
+    def score_candidates(
+        self,
+        texts: str | Sequence[str] | Sequence[Sequence[str]],
+        *,
+        batch_size: int = 64,
+        entity_max_length: int | None = None,
+        prune: bool | None = None,
+        show_progress_bar: bool = False,
+    ) -> Candidates:
+        """Run the model once and keep every candidate's label probabilities (arguments as `extract`).
+
+        `decode_candidates` then gives what `extract` returns, also as if the classifier's biases
+        were shifted, without running the encoder again: calibration tries many shifts this way.
+        """
+        items = normalize_inputs(texts)
+        scored = [
+            (seg, seg_probs)
+            for batch, _, probs in self._scored_batches(
+                items, entity_max_length, prune, batch_size, show_progress_bar
+            )
+            for seg, seg_probs in zip(batch, probs)
+        ]
+        return Candidates(items, scored)
+
+    def decode_candidates(
+        self,
+        candidates: Candidates,
+        *,
+        label_shifts: Mapping[str, float] | None = None,
+        min_score: float = 0.0,
+        strip_spaces: bool = False,
+    ) -> list[list[Entity]]:
+        """Entities per input from `score_candidates`, as `extract` finds them (without embeddings).
+
+        Args:
+            candidates (Candidates): one pass of `score_candidates`.
+            label_shifts (Mapping[str, float] | None): values added to labels' logits first, as if
+                added to the classifier's bias (softmax is shift-invariant, so the probabilities
+                suffice). Defaults to none.
+            min_score (float): as `extract`.
+            strip_spaces (bool): as `extract`.
+        """
+        shift = np.zeros(len(self.config.labels))
+        for label, value in (label_shifts or {}).items():
+            if label not in self.config.labels:
+                raise InputError(f"unknown label {label!r}; the model has {self.config.labels}")
+            shift[self.config.labels.index(label)] = value
+        found: list[list[tuple[Entity, bool]]] = [[] for _ in candidates.items]
+        for seg, probs in candidates.scored:
+            if shift.any() and len(probs):
+                logits = np.log(np.maximum(probs.astype(np.float64), 1e-300)) + shift
+                shifted = np.exp(logits - logits.max(-1, keepdims=True))
+                probs = (shifted / shifted.sum(-1, keepdims=True)).astype(np.float32)
+            for entity, _, _ in self._segment_entities(candidates.items, seg, probs, min_score, strip_spaces):
+                found[seg.item].append((entity, seg.window.overlapping))
+        return [merge_windows(entities) for entities in found]
+
+    def _scored_batches(
+        self,
+        items: list[str | list[str]],
+        entity_max_length: int | None,
+        prune: bool | None,
+        batch_size: int,
+        show_progress_bar: bool,
+    ) -> Iterator[tuple[list[Segment], torch.Tensor, list[np.ndarray]]]:
+        """Per batch: its segments (pruned if asked), the text states, and each segment's probabilities."""
         eml = entity_max_length or self.config.entity_max_length
         if eml < 1:
             raise InputError(f"entity_max_length must be at least 1, got {eml}")
         threshold = self._prune_threshold(prune)
-        segments = self._plan(items, eml)
-        found: list[list[tuple[Entity, bool]]] = [[] for _ in items]
-        batches = list(self._batches(segments, batch_size))
+        batches = list(self._batches(self._plan(items, eml), batch_size))
         with torch.inference_mode():
             for batch in tqdm(batches, desc="extract", unit="batch", disable=not show_progress_bar):
                 hidden, cache, valid = self._encode_text(batch)
                 if threshold is not None:
                     batch = self._prune(batch, hidden, threshold)
-                for b, (seg, probs) in enumerate(zip(batch, self._classify(batch, cache, valid))):
-                    for start, end, label_id, score in decode_spans(
-                        seg.spans, probs, self.config.outside_id, min_score
-                    ):
-                        entity = self._entity(items[seg.item], seg, start, end, label_id, score, strip_spaces)
-                        if entity is None:
-                            continue
-                        if embeddings:
-                            entity.embedding = self._mean_state(hidden[b], seg.enc, start, end)
-                        found[seg.item].append((entity, seg.window.overlapping))
-        results = [merge_windows(entities) for entities in found]
-        return results[0] if single else results
+                yield batch, hidden, self._classify(batch, cache, valid)
+
+    def _segment_entities(
+        self, items: list[str | list[str]], seg: Segment, probs: np.ndarray, min_score: float, strip: bool
+    ) -> list[tuple[Entity, int, int]]:
+        """The segment's decoded entities, each with its word span in the segment."""
+        out = []
+        for start, end, label_id, score in decode_spans(seg.spans, probs, self.config.outside_id, min_score):
+            label = self.config.labels[label_id]
+            entity = segment_entity(items[seg.item], seg, start, end, label, score, strip)
+            if entity is not None:
+                out.append((entity, start, end))
+        return out
 
     def _prune_threshold(self, prune: bool | None) -> float | None:
         if prune is False or (prune is None and self.config.prune_threshold is None):
@@ -479,37 +540,6 @@ class SpanModel:
         return out
 
     # -- helpers --------------------------------------------------------------------------------
-
-    def _entity(
-        self,
-        item: str | list[str],
-        seg: Segment,
-        start: int,
-        end: int,
-        label_id: int,
-        score: float,
-        strip: bool,
-    ) -> Entity | None:
-        chars = [c for c in seg.enc.word_chars[start:end] if c is not None]
-        if not chars:
-            return None  # every word of the span vanished in normalization: nothing to point at
-        label = self.config.labels[label_id]
-        if isinstance(item, str):
-            s, e = seg.base + chars[0][0], seg.base + chars[-1][1]
-            if not seg.window.own_start <= s < seg.window.own_end:
-                return None
-            if strip:
-                while s < e and item[s].isspace():
-                    s += 1
-                while e > s and item[e - 1].isspace():
-                    e -= 1
-            return Entity(s, e, item[s:e], label, score)
-        ws, we = seg.base + start, seg.base + end
-        if not seg.window.own_start <= ws < seg.window.own_end:
-            return None
-        s = sum(len(w) + 1 for w in item[:ws])
-        text = " ".join(item[ws:we])
-        return Entity(s, s + len(text), text, label, score, word_start=ws, word_end=we)
 
     def _mean_state(self, hidden: torch.Tensor, enc: Encoded, start: int, end: int) -> np.ndarray:
         ranges = [r for r in enc.word_tokens[start:end] if r is not None]

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from ner.corpora import Sentence
+from ner.entities import Entity
 from ner.evaluation import EntityAccumulator
 from ner.model import SpanModel
 
@@ -41,7 +42,12 @@ def score_model(
         texts, batch_size=batch_size, strip_spaces=True, prune=prune, show_progress_bar=show_progress_bar
     )
     seconds = time.perf_counter() - start
+    return ScoreRun(count_matches(sentences, predictions), seconds, len(sentences))
+
+
+def count_matches(sentences: list[Sentence], predictions: list[list[Entity]]) -> EntityAccumulator:
+    """Exact span-and-label matches of each sentence's predicted entities against its gold spans."""
     accumulator = EntityAccumulator()
-    for sentence, entities in zip(sentences, predictions):
+    for sentence, entities in zip(sentences, predictions, strict=True):
         accumulator.update(sentence.char_entities(), [(e.start, e.end, e.label) for e in entities])
-    return ScoreRun(accumulator, seconds, len(sentences))
+    return accumulator

@@ -115,7 +115,26 @@ def test_calibrate_writes_a_checkpoint_with_the_chosen_shift(tiny_checkpoint, tm
     before, after = ner.load(tiny_checkpoint), ner.load(out)
     moved = (after.classifier.bias - before.classifier.bias)[after.config.outside_id].item()
     assert moved == pytest.approx(report["shift"])
-    assert after.config.raw["spanlink_outside_shift"] == report["shift"]
+    assert after.config.raw["spanlink_label_shifts"].get("O", 0.0) == report["shift"]
+    assert report["label_table"] == []  # per-label only when asked
+
+
+def test_calibrate_per_label_records_every_moved_label(tiny_checkpoint, tmp_path):
+    import ner
+
+    out = tmp_path / "calibrated"
+    dev = str(DATA / "adjacent_iob2.conllu")
+    args = ["calibrate", "-m", str(tiny_checkpoint), "--dev", dev, "--out", str(out), "--per-label"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {row["label"] for row in report["label_table"]} >= {"O", "PER", "LOC"}
+    assert report["mean_f1"] >= max(row["mean_f1"] for row in report["table"])
+    before, after = ner.load(tiny_checkpoint), ner.load(out)
+    moved = (after.classifier.bias - before.classifier.bias).tolist()
+    expected = [report["shifts"].get(label, 0.0) for label in after.config.labels]
+    assert moved == pytest.approx(expected, abs=1e-6)
+    assert after.config.raw["spanlink_label_shifts"] == report["shifts"]
 
 
 def test_calibrate_rejects_bad_shifts_and_writes_nothing(tiny_checkpoint, tmp_path):
