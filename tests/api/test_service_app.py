@@ -72,20 +72,24 @@ def test_without_an_api_key_writes_are_open(make_client):
 
 
 def test_extract_options(client):
+    # Every request sends the same texts: batches then compute the same floats, so entity lists of
+    # different requests compare exactly (a random tiny model's scores sit close to ties).
     text = "Angela Merkel met Emmanuel Macron in Paris and Berlin."
-    plain = client.post("/v1/extract", json={"texts": [text, "Nothing."]}).json()["results"]
+    texts = [text, "Nothing."]
+    plain = client.post("/v1/extract", json={"texts": texts}).json()["results"]
     assert len(plain) == 2
     entities = plain[0]["entities"]
+    assert entities, "the tiny model must find something here for the filters below to bite"
     for e in entities:
         assert text[e["start"] : e["end"]] == e["text"] and "embedding" not in e
-    with_vectors = client.post("/v1/extract", json={"texts": [text], "embeddings": True}).json()["results"]
+    with_vectors = client.post("/v1/extract", json={"texts": texts, "embeddings": True}).json()["results"]
     assert all(len(e["embedding"]) == 32 for e in with_vectors[0]["entities"])
-    high = client.post("/v1/extract", json={"texts": [text], "min_score": 0.9}).json()["results"][0]
-    assert high["entities"] == [e for e in entities if e["score"] >= 0.9]
-    if entities:
-        label = entities[0]["label"]
-        only = client.post("/v1/extract", json={"texts": [text], "labels": [label]}).json()["results"][0]
-        assert only["entities"] == [e for e in entities if e["label"] == label]
+    median = sorted(e["score"] for e in entities)[len(entities) // 2]
+    high = client.post("/v1/extract", json={"texts": texts, "min_score": median}).json()["results"][0]
+    assert high["entities"] == [e for e in entities if e["score"] >= median]
+    label = entities[0]["label"]
+    only = client.post("/v1/extract", json={"texts": texts, "labels": [label]}).json()["results"][0]
+    assert only["entities"] == [e for e in entities if e["label"] == label]
     unknown = client.post("/v1/extract", json={"texts": [text], "labels": ["FOO"]})
     assert unknown.status_code == 422
     assert unknown.json()["error"]["detail"] == {"allowed": ["LOC", "MISC", "ORG", "PER"]}
