@@ -29,9 +29,9 @@ from ner.encoder import Encoder
 from ner.entities import Entity, merge_windows, normalize_inputs
 from ner.errors import CheckpointError, InputError
 from ner.loading import read_weights, resolve_checkpoint
-from ner.segmentation import Window, text_windows, word_windows
-from ner.segments import Candidates, Segment, segment_entity
-from ner.tokenization import Encoded, SpanTokenizer, candidate_spans, marker_positions
+from ner.segmentation import Window, text_windows
+from ner.segments import Candidates, Segment, length_batches, plan_segments, segment_entity
+from ner.tokenization import Encoded, SpanTokenizer
 
 DTYPES = ("float32", "bfloat16", "float16", "int8")
 BOUNDARY_WEIGHT, BOUNDARY_BIAS = "spanlink.boundary.weight", "spanlink.boundary.bias"
@@ -202,52 +202,10 @@ class SpanModel:
         )
 
     def _plan(self, items: list[str | list[str]], entity_max_length: int) -> list[Segment]:
-        texts: list[tuple[int, int, Window, str]] = []
-        word_lists: list[tuple[int, int, Window, list[str]]] = []
-        for i, item in enumerate(items):
-            if isinstance(item, str):
-                if item.strip():
-                    for w in self._text_windows(item):
-                        texts.append((i, w.start, w, item[w.start : w.end]))
-                continue
-            if not item:
-                continue
-            enc = self.tokenizer.encode_words([item])[0]
-            if enc.num_tokens <= self.max_tokens:
-                word_lists.append((i, 0, Window(0, len(item), 0, len(item)), item))
-                continue
-            ends = [(t[1] - 1) if t else 0 for t in enc.word_tokens]
-            ends = list(np.maximum.accumulate(ends))
-            budget = self.max_tokens - self.tokenizer.num_special
-            for w in word_windows(ends, budget, entity_max_length):
-                word_lists.append((i, w.start, w, item[w.start : w.end]))
-        encs = self.tokenizer.encode([t[3] for t in texts]) + self.tokenizer.encode_words(
-            [w[3] for w in word_lists]
-        )
-        segments: list[Segment] = []
-        for (item, base, window, _), enc in zip(texts + word_lists, encs):
-            if enc.num_tokens > self.max_tokens:
-                raise InputError(
-                    f"input {item}: a window of {enc.num_tokens} tokens exceeds {self.max_tokens}"
-                )
-            spans = candidate_spans(enc.num_words, entity_max_length)
-            starts, ends = marker_positions(enc, spans)
-            segments.append(Segment(item, base, window, enc, spans, starts, ends))
-        return segments
+        return plan_segments(items, self.tokenizer, self.max_tokens, entity_max_length, self._text_windows)
 
     def _batches(self, segments: list[Segment], batch_size: int) -> Iterator[list[Segment]]:
-        order = sorted(segments, key=lambda s: s.cost)
-        batch: list[Segment] = []
-        for seg in order:
-            width = max([s.enc.num_tokens for s in batch] + [seg.enc.num_tokens]) + 2 * max(
-                [len(s.spans) for s in batch] + [len(seg.spans)]
-            )
-            if batch and (len(batch) >= batch_size or width * (len(batch) + 1) > self.token_budget):
-                yield batch
-                batch = []
-            batch.append(seg)
-        if batch:
-            yield batch
+        return length_batches(segments, batch_size, self.token_budget)
 
     # -- the forward pass -----------------------------------------------------------------------
 
