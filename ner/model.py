@@ -201,9 +201,6 @@ class SpanModel:
             self.config.entity_max_length,
         )
 
-    def _plan(self, items: list[str | list[str]], entity_max_length: int) -> list[Segment]:
-        return plan_segments(items, self.tokenizer, self.max_tokens, entity_max_length, self._text_windows)
-
     def _batches(self, segments: list[Segment], batch_size: int) -> Iterator[list[Segment]]:
         return length_batches(segments, batch_size, self.token_budget)
 
@@ -401,7 +398,8 @@ class SpanModel:
         if eml < 1:
             raise InputError(f"entity_max_length must be at least 1, got {eml}")
         threshold = self._prune_threshold(prune)
-        batches = list(self._batches(self._plan(items, eml), batch_size))
+        segments = plan_segments(items, self.tokenizer, self.max_tokens, eml, self._text_windows)
+        batches = list(self._batches(segments, batch_size))
         with torch.inference_mode():
             for batch in tqdm(batches, desc="extract", unit="batch", disable=not show_progress_bar):
                 hidden, cache, valid = self._encode_text(batch)
