@@ -62,7 +62,8 @@ def _pruning(span_model, threshold: float | None, off: bool) -> bool | None:  # 
 @app.command()
 def train(
     train_files: Annotated[
-        list[Path], typer.Option("--train", help="Training files (conll, .iob2, .jsonl).")
+        list[Path],
+        typer.Option("--train", help="Training files (conll, .iob2, .jsonl); repeat one to oversample it."),
     ],
     out: Annotated[Path, typer.Option(help="Run folder: resumable state, then the model in OUT/model.")],
     dev_files: Annotated[list[Path] | None, typer.Option("--dev", help="Development files.")] = None,
@@ -71,7 +72,11 @@ def train(
     fmt: Annotated[str, typer.Option("--format", help="auto, conll, iob2 or jsonl.")] = "auto",
     scheme: Annotated[str, typer.Option(help="auto, iob1, iob2, bioes or bilou.")] = "auto",
     base: Annotated[
-        str, typer.Option(help="e5-small (embedded), an encoder folder or a hub id.")
+        str,
+        typer.Option(
+            help="e5-small (embedded), an encoder folder or hub id; or a trained span model to train "
+            "further: default (the shipped one), a SpanMarker checkpoint or delta folder."
+        ),
     ] = "e5-small",
     epochs: Annotated[
         float,
@@ -80,10 +85,18 @@ def train(
         ),
     ] = 3.0,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    lr: Annotated[float, typer.Option(min=0.0)] = 5e-5,
+    lr: Annotated[float, typer.Option(min=0.0, help="Encoder learning rate (AdamW).")] = 5e-5,
+    head_lr: Annotated[
+        float, typer.Option(min=0.0, help="Classifier, marker-row and boundary-head learning rate.")
+    ] = 5e-4,
     negatives: Annotated[int, typer.Option(min=0, help="Negative spans sampled per sentence.")] = 32,
-    entity_max_length: Annotated[int, typer.Option(min=1)] = 8,
-    model_max_length: Annotated[int, typer.Option(min=16)] = 256,
+    entity_max_length: Annotated[
+        int | None, typer.Option(min=1, help="Longest span in words [default: 8, or the trained model's].")
+    ] = None,
+    model_max_length: Annotated[
+        int | None,
+        typer.Option(min=16, help="Longest input in tokens [default: 256, or the trained model's]."),
+    ] = None,
     max_minutes: Annotated[float | None, typer.Option(help="Stop after this long; rerun to resume.")] = None,
     dev_sample: Annotated[
         int, typer.Option(help="Dev sentences per file scored after each epoch (0 = all).")
@@ -94,7 +107,7 @@ def train(
     """Fine-tune a SpanMarker model; rerunning the same command resumes an interrupted run."""
     import torch
 
-    from ner.building import new_span_model
+    from ner.building import is_span_model, new_span_model, trained_span_model
     from ner.errors import NerError
     from ner.scoring import score_model
     from ner.training import TrainConfig, finish_markers
@@ -105,26 +118,40 @@ def train(
     mapping = _label_map(label_map)
     train_sets = _read(train_files, fmt, scheme, mapping)
     dev_sets = _read(dev_files or [], fmt, scheme, mapping)
-    sentences = [s for ss in train_sets.values() for s in ss]
+    # A file named twice is read once and used twice: the way to oversample a language or domain.
+    sentences = [s for path in train_files for s in train_sets[path]]
     found = sorted({span.label for s in sentences for span in s.spans})
     wanted = [label.strip() for label in labels.split(",")] if labels else found
     if not wanted:
         raise fail("the training files hold no entities")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        model = new_span_model(
-            base, wanted, entity_max_length=entity_max_length, model_max_length=model_max_length, seed=seed
-        )
+        if is_span_model(base):  # train further; its labels unless --labels says otherwise
+            model = trained_span_model(
+                base,
+                wanted if labels else None,
+                entity_max_length=entity_max_length,
+                model_max_length=model_max_length,
+            )
+        else:
+            model = new_span_model(
+                base,
+                wanted,
+                entity_max_length=entity_max_length or 8,
+                model_max_length=model_max_length or 256,
+                seed=seed,
+            )
     except (NerError, ValueError, ImportError) as exc:
         raise fail(str(exc)) from None
     model.device = torch.device(device)
     model.encoder.to(device)
     model.classifier.to(device)
     label2id = {label: i for i, label in enumerate(model.config.labels)}
-    examples, stats = prepare(sentences, model.tokenizer, label2id, entity_max_length, model.max_tokens)
+    eml = model.config.entity_max_length
+    examples, stats = prepare(sentences, model.tokenizer, label2id, eml, model.max_tokens)
     typer.echo(
         f"{stats.sentences} sentences, {stats.entities} entities; not trainable: "
-        f"{stats.too_long} longer than {entity_max_length} words, "
+        f"{stats.too_long} longer than {eml} words, "
         f"{stats.truncated} sentences over {model.max_tokens} tokens; "
         f"{stats.misaligned} entities snapped to word boundaries",
         err=True,
@@ -134,7 +161,9 @@ def train(
     def evaluate(m) -> dict:  # noqa: ANN001
         return {str(p): round(score_model(m, ss).accumulator.compute().f1 * 100, 2) for p, ss in dev.items()}
 
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, negatives=negatives, seed=seed)
+    config = TrainConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, negatives=negatives, seed=seed
+    )
     try:
         result = run_training(
             model, examples, out, config, max_minutes=max_minutes, evaluate=evaluate if dev else None

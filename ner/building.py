@@ -117,3 +117,62 @@ def new_span_model(
             layer.weight.normal_(0.0, 0.02, generator=generator)
             layer.bias.zero_()
     return SpanModel(config, tokenizer, encoder, classifier, name=f"new model on {base}", boundary=boundary)
+
+
+def is_span_model(base: str | Path) -> bool:
+    """Whether `base` names a trained span model (a SpanMarker checkpoint, a delta folder or "default")
+    rather than a plain encoder."""
+    from ner.default_model import is_delta_folder
+
+    if str(base) == "e5-small":
+        return False
+    if str(base) == "default" or is_delta_folder(Path(base)):
+        return True
+    try:
+        raw = json.loads((resolve_checkpoint(base) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # new_span_model reports the unreadable folder
+    return raw.get("model_type") == "span-marker"
+
+
+def trained_span_model(
+    base: str | Path,
+    labels: list[str] | None = None,
+    *,
+    entity_max_length: int | None = None,
+    model_max_length: int | None = None,
+) -> SpanModel:
+    """A trained span model as the starting point of more training (more steps, more data, a new domain).
+
+    Its classifier is kept, so the label set must be the one it was trained for; calibration shifts
+    (`ner.calibration`) are taken out of the biases, since the loss is defined on the raw ones and the
+    trained model should be calibrated afresh.
+
+    Args:
+        base (str | Path): "default" (the shipped model), a SpanMarker checkpoint or delta folder, or hub id.
+        labels (list[str] | None): the entity types to train, without "O"; must be the model's own.
+            Defaults to them (training data may hold only some of them).
+        entity_max_length (int | None): must match the model's when given.
+        model_max_length (int | None): must match the model's when given.
+
+    Raises:
+        ValueError: other labels or lengths than the model's, or a quantized model.
+    """
+    import ner
+    from ner.calibration import reset_label_shifts
+
+    model = ner.load(None if str(base) == "default" else base)
+    own = sorted(label for label in model.config.labels if label != "O")
+    if labels is not None and sorted(labels) != own:
+        raise ValueError(
+            f"{base} was trained for labels {own}, not {sorted(labels)}; to learn other labels start "
+            "from its encoder (a new classifier) or keep its labels"
+        )
+    for name, wanted, have in (
+        ("entity_max_length", entity_max_length, model.config.entity_max_length),
+        ("model_max_length", model_max_length, model.config.model_max_length),
+    ):
+        if wanted is not None and wanted != have:
+            raise ValueError(f"{base} has {name} {have}; it cannot be trained at {wanted}")
+    reset_label_shifts(model)
+    return model

@@ -81,6 +81,19 @@ def shift_label_biases(model: SpanModel, shifts: Mapping[str, float]) -> None:
     model.config.raw[SHIFTS_KEY] = {label: totals[label] for label in labels if label in totals}
 
 
+def reset_label_shifts(model: SpanModel) -> dict[str, float]:
+    """Undo every recorded calibration shift (before more training: the loss wants the raw biases).
+
+    Returns:
+        dict[str, float]: the shifts that were taken out (empty when none were recorded).
+    """
+    recorded = dict(model.config.raw.get(SHIFTS_KEY) or {})
+    if recorded:
+        shift_label_biases(model, {label: -value for label, value in recorded.items()})
+    model.config.raw.pop(SHIFTS_KEY, None)
+    return recorded
+
+
 def shift_outside_bias(model: SpanModel, shift: float) -> None:
     """Add `shift` to the classifier's "O" bias in place and record the running total in the config."""
     shift_label_biases(model, {model.config.labels[model.config.outside_id]: shift})

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from api.cli import app
@@ -155,3 +156,67 @@ def test_calibrate_tries_the_default_shifts(tiny_checkpoint, tmp_path):
     assert result.exit_code == 0, result.output
     shifts = [row["shift"] for row in json.loads(result.stdout)["table"]]
     assert shifts == sorted({0.0, *DEFAULT_SHIFTS})
+
+
+def _train_args(base: Path | str, out: Path, *extra: str) -> list[str]:
+    return [
+        "train",
+        "--train",
+        str(DATA / "adjacent_iob2.conllu"),
+        "--base",
+        str(base),
+        "--out",
+        str(out),
+        "--batch-size",
+        "2",
+        *extra,
+    ]
+
+
+def test_train_continues_a_trained_model_without_its_calibration(tiny_checkpoint, tmp_path):
+    import ner
+    from ner.calibration import shift_label_biases
+
+    start = ner.load(tiny_checkpoint)
+    shifted = ner.load(tiny_checkpoint)
+    shift_label_biases(shifted, {"O": 1.5, "PER": -0.5})
+    shifted.save_pretrained(tmp_path / "calibrated")
+    out = tmp_path / "run"
+    # Learning rates 0: the steps run (dropout, loss, AdamW) but the weights must come out unchanged,
+    # so what is written is exactly the starting model with its calibration taken out. The file holds
+    # only PER and LOC; the model's four labels are kept.
+    args = _train_args(tmp_path / "calibrated", out, "--epochs", "1", "--lr", "0")
+    result = runner.invoke(app, [*args, "--head-lr", "0"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["step"] >= 1
+    trained = ner.load(out / "model")
+    assert "spanlink_label_shifts" not in trained.config.raw
+    assert trained.config.labels == start.config.labels
+    assert torch.equal(trained.classifier.bias, start.classifier.bias)
+    for (name, before), after in zip(
+        start.encoder.state_dict().items(), trained.encoder.state_dict().values()
+    ):
+        assert torch.equal(before, after), name
+    sentence = "Angela Merkel visited Paris."
+    assert trained.extract(sentence) == start.extract(sentence)
+
+
+def test_train_on_a_trained_model_keeps_its_labels_and_lengths(tiny_checkpoint, tmp_path):
+    other_labels = runner.invoke(app, _train_args(tiny_checkpoint, tmp_path / "a", "--labels", "PER,LOC"))
+    assert other_labels.exit_code == 1 and "was trained for labels" in other_labels.stderr
+    longer = runner.invoke(app, _train_args(tiny_checkpoint, tmp_path / "b", "--entity-max-length", "3"))
+    assert longer.exit_code == 1 and "entity_max_length 8" in longer.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_training_file_named_twice_is_used_twice(tiny_checkpoint, tmp_path):
+    base = tiny_checkpoint.parent / "encoder"
+    once = runner.invoke(app, _train_args(base, tmp_path / "once", "--epochs", "0.0001"))
+    twice_args = _train_args(base, tmp_path / "twice", "--epochs", "0.0001")
+    twice = runner.invoke(app, [*twice_args, "--train", str(DATA / "adjacent_iob2.conllu")])
+    assert once.exit_code == twice.exit_code == 0, once.output + twice.output
+
+    def count(result) -> int:  # noqa: ANN001 - click Result
+        return int(result.stderr.split(" sentences,")[0].split()[-1])
+
+    assert count(twice) == 2 * count(once) > 0
