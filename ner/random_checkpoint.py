@@ -1,7 +1,7 @@
 """Build SpanMarker checkpoints with random weights, offline, for tests and benchmarks.
 
 A real checkpoint is hundreds of megabytes and lives on the hub; the exactness tests and the speed
-benchmark only need the same *format* and *shape*. `build_checkpoint` trains a small tokenizer on
+benchmark only need the same *format* and *shape*. `build_checkpoint` builds a small tokenizer from
 the given texts (WordPiece like BERT, or Unigram + Metaspace like XLM-R), writes an encoder folder
 the way the hub would hold it (what `span_marker` re-reads through `encoder._name_or_path`), and a
 SpanMarker checkpoint folder beside it (config, safetensors weights, tokenizer with `<start>`/`<end>`).
@@ -10,12 +10,14 @@ SpanMarker checkpoint folder beside it (config, safetensors weights, tokenizer w
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 from ner.config import EncoderConfig, labels_are_schemed, reduce_labels
 from ner.encoder import Encoder
@@ -42,6 +44,48 @@ class CheckpointSpec:
     seed: int = 0
 
 
+def _words(tok: Tokenizer, texts: list[str]) -> Counter[str]:
+    """Word counts as the tokenizer's own normalizer and pre-tokenizer see them."""
+    return Counter(
+        word
+        for text in texts
+        for word, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(text))
+    )
+
+
+def _pieces(words: Counter[str], size: int, continuation: str) -> list[str]:
+    """A deterministic subword vocabulary: every character, then byte-pair-style merges.
+
+    The `tokenizers` trainers break ties differently on every run, so a fixture model built twice
+    tokenized differently and tests were not repeatable. This is the same idea done plainly: start from
+    characters (inside a word marked with `continuation`: WordPiece "##"; Unigram none, its words
+    start with "▁"), then merge the most frequent adjacent pair, ties going to the smaller pair,
+    until `size` pieces. Every character is in, so nothing in the texts it was built from is unknown.
+    """
+    split = {w: [c if i == 0 else continuation + c for i, c in enumerate(w)] for w in words}
+    pieces = sorted({p for symbols in split.values() for p in symbols})
+    known = set(pieces)
+    while len(pieces) < size:
+        pairs: Counter[tuple[str, str]] = Counter()
+        for word, symbols in split.items():
+            for pair in zip(symbols, symbols[1:]):
+                pairs[pair] += words[word]
+        if not pairs:
+            break
+        (a, b), _ = min(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
+        merged = a + b.removeprefix(continuation) if continuation else a + b
+        for symbols in split.values():
+            i = 0
+            while i < len(symbols) - 1:
+                if symbols[i] == a and symbols[i + 1] == b:
+                    symbols[i : i + 2] = [merged]
+                i += 1
+        if merged not in known:
+            known.add(merged)
+            pieces.append(merged)
+    return pieces
+
+
 def _train_tokenizer(kind: str, texts: list[str], vocab_size: int) -> tuple[Tokenizer, dict]:
     """Returns the tokenizer and the tokenizer_config.json contents transformers expects with it."""
     if kind == "wordpiece":
@@ -52,10 +96,9 @@ def _train_tokenizer(kind: str, texts: list[str], vocab_size: int) -> tuple[Toke
         )
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()
-        tok.train_from_iterator(
-            texts,
-            trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False),
-        )
+        pieces = _pieces(_words(tok, texts), vocab_size - len(specials), continuation="##")
+        tok.model = models.WordPiece({p: i for i, p in enumerate([*specials, *pieces])}, unk_token="[UNK]")
+        tok.add_special_tokens(specials)
         cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]",
@@ -80,12 +123,11 @@ def _train_tokenizer(kind: str, texts: list[str], vocab_size: int) -> tuple[Toke
         tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(" {2,}", " ")])
         tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
         tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-        tok.train_from_iterator(
-            texts,
-            trainers.UnigramTrainer(
-                vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>", show_progress=False
-            ),
-        )
+        pieces = _pieces(_words(tok, texts), vocab_size - len(specials), continuation="")
+        # Log-probabilities from the rank: longer, more frequent pieces win over their characters.
+        scored = [(p, -1.0 - math.log1p(rank)) for rank, p in enumerate(pieces)]
+        tok.model = models.Unigram([*((sp, 0.0) for sp in specials), *scored], unk_id=specials.index("<unk>"))
+        tok.add_special_tokens(specials)
         bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
         tok.post_processor = processors.TemplateProcessing(
             single="<s> $A </s>",
