@@ -74,12 +74,14 @@ def _pieces(words: Counter[str], size: int, continuation: str) -> list[str]:
             break
         (a, b), _ = min(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
         merged = a + b.removeprefix(continuation) if continuation else a + b
-        for symbols in split.values():
+        for word, symbols in list(split.items()):
             i = 0
             while i < len(symbols) - 1:
                 if symbols[i] == a and symbols[i + 1] == b:
                     symbols[i : i + 2] = [merged]
                 i += 1
+            if len(symbols) == 1:
+                del split[word]  # whole: nothing left to merge
         if merged not in known:
             known.add(merged)
             pieces.append(merged)
