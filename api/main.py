@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -70,9 +71,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     metrics = app.state.metrics
     service.on_batch = metrics.batch_texts.observe
     service.on_ingest = metrics.ingested.inc
+    # What was loaded lives as long as the service: move it out of the collector's generations, so
+    # that full collections stop walking it (they made the tail of similarity queries, see index/README).
+    gc.collect()
+    gc.freeze()
     try:
         yield
     finally:
+        gc.unfreeze()
         app.state.service = None
         await run_in_threadpool(service.close)
 

@@ -245,3 +245,13 @@ def test_consolidate_merges_entities_that_online_linking_split(make_client):
     assert merged.json() == {"merged": [{"id": eu, "into": union}]}
     assert client.get("/v1/documents/d2").json()["mentions"][0]["entity_id"] == union
     assert client.get(f"/v1/entities/{eu}").status_code == 404
+
+
+def test_the_loaded_service_is_frozen_out_of_the_collector(make_client):
+    """Full collections would walk the model's objects during requests (tens of ms, bench/gc_pause.py)."""
+    import gc
+
+    before = gc.get_freeze_count()
+    client = make_client()
+    assert gc.get_freeze_count() > before
+    assert client.get("/health").status_code == 200

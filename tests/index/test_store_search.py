@@ -73,6 +73,8 @@ def test_similar_mentions_with_labels(store, rng):
     query = vectors[3] / np.linalg.norm(vectors[3])
     hits = store.similar_mentions(query, k=4)
     assert hits[0].score == pytest.approx(1.0, abs=1e-5) and hits[0].document_external_id == "doc0"
+    stored = {m.id: m for m in store.get_document(external_id="doc0").mentions}
+    assert hits[0].mention == stored[hits[0].mention.id]  # every field, as the document holds it
     assert [h.score for h in hits] == sorted([h.score for h in hits], reverse=True)
     loc = store.similar_mentions(query, k=4, labels=["LOC"])
     assert len(loc) == 4 and {h.mention.label for h in loc} == {"LOC"}
