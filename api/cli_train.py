@@ -309,3 +309,22 @@ def export_delta_command(
     folder = export_delta(span_model, out, "e5-small", KNOWN_SOURCE_SHA256["e5-small"], text)
     size = sum(f.stat().st_size for f in folder.iterdir()) / 1e6
     typer.echo(f"wrote {folder} ({size:.1f} MB)", err=True)
+
+
+@app.command()
+def average(
+    models: Annotated[
+        list[str], typer.Option("--model", "-m", help="Models to average (two or more; 'default' = shipped).")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder for the averaged SpanMarker checkpoint.")],
+) -> None:
+    """Average the weights of fine-tuned relatives (same labels and shapes); calibrate the result again."""
+    from ner.averaging import average_span_models
+
+    loaded = [load_model(None if name == "default" else name, None, None, False) for name in models]
+    try:
+        averaged = average_span_models(loaded)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    averaged.save_pretrained(out)
+    typer.echo(f"averaged {len(loaded)} models into {out}; calibration shifts were reset", err=True)

@@ -220,3 +220,15 @@ def test_a_training_file_named_twice_is_used_twice(tiny_checkpoint, tmp_path):
         return int(result.stderr.split(" sentences,")[0].split()[-1])
 
     assert count(twice) == 2 * count(once) > 0
+
+
+def test_average_writes_a_loadable_checkpoint_and_refuses_one_model(tiny_checkpoint, tmp_path):
+    import ner
+
+    alone = runner.invoke(app, ["average", "-m", str(tiny_checkpoint), "--out", str(tmp_path / "one")])
+    assert alone.exit_code == 1 and "at least two" in alone.stderr and not (tmp_path / "one").exists()
+    args = ["average", "-m", str(tiny_checkpoint), "-m", str(tiny_checkpoint), "--out", str(tmp_path / "two")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    averaged, original = ner.load(tmp_path / "two"), ner.load(tiny_checkpoint)
+    assert torch.equal(averaged.classifier.weight, original.classifier.weight)
