@@ -4,7 +4,7 @@
         [--model runs/default-v2/model]  # a trained checkpoint instead of the random one
 
 Builds a random SpanMarker checkpoint of the default model's shape (12 layers, hidden 384, 12
-heads; an 8k Unigram vocabulary trained on the corpus), picks a fixed multilingual corpus of
+heads; an 8k Unigram vocabulary built from the corpus), picks a fixed multilingual corpus of
 sentences of 5-80 words from the shared NER data (read in place, never copied), then runs, each
 in its own process so peak memory is its own:
 
