@@ -156,7 +156,7 @@ def trained_span_model(
         model_max_length (int | None): must match the model's when given.
 
     Raises:
-        ValueError: other labels or lengths than the model's, or a quantized model.
+        ValueError: other labels or lengths than the model's.
     """
     import ner
     from ner.calibration import reset_label_shifts

@@ -88,7 +88,7 @@ def _pieces(words: Counter[str], size: int, continuation: str) -> list[str]:
     return pieces
 
 
-def _train_tokenizer(kind: str, texts: list[str], vocab_size: int) -> tuple[Tokenizer, dict]:
+def _build_tokenizer(kind: str, texts: list[str], vocab_size: int) -> tuple[Tokenizer, dict]:
     """Returns the tokenizer and the tokenizer_config.json contents transformers expects with it."""
     if kind == "wordpiece":
         specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -170,7 +170,7 @@ def build_checkpoint(folder: Path, texts: list[str], spec: CheckpointSpec = Chec
         Path: the SpanMarker checkpoint folder.
     """
     torch.manual_seed(spec.seed)
-    tok, tok_config = _train_tokenizer(spec.tokenizer, texts, spec.vocab_size)
+    tok, tok_config = _build_tokenizer(spec.tokenizer, texts, spec.vocab_size)
     enc_dir, ckpt_dir = folder / "encoder", folder / "checkpoint"
     _write_tokenizer(enc_dir, tok, tok_config, spec.model_max_length)
 
