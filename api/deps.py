@@ -60,6 +60,31 @@ def require_write_access(
 
 WriteAccess = Depends(require_write_access)
 
+JSON_MEDIA_TYPE = "application/json"
+
+
+def require_json(request: Request) -> None:
+    """Refuse a body sent under another media type (415) instead of failing to validate it (422).
+
+    FastAPI parses a body as JSON only when it is declared JSON (or not declared at all); any other
+    ``Content-Type`` hands the raw bytes to validation, whose "Input should be a valid dictionary"
+    hides the real mistake. ``application/*+json`` types are JSON too.
+    """
+    declared = request.headers.get("content-type")
+    if declared is None:
+        return
+    media = declared.split(";", 1)[0].strip().lower()
+    if media == JSON_MEDIA_TYPE or (media.startswith("application/") and media.endswith("+json")):
+        return
+    raise ServiceError(
+        415,
+        f"the request body must be JSON: send it with `Content-Type: {JSON_MEDIA_TYPE}` (got {media!r})",
+        {"expected": JSON_MEDIA_TYPE, "got": media},
+    )
+
+
+JsonBody = Depends(require_json)
+
 EntityIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Entity id.")]
 
 

@@ -81,6 +81,11 @@ def _validation_message(errors: list[dict[str, Any]], body: Any) -> tuple[int, s
         return 400, "the request body is not valid JSON"
     first = errors[0] if errors else {}
     loc = list(first.get("loc", ()))
+    # The body as a whole: say what is wrong with it, not "invalid request: Field required".
+    if loc == ["body"] and first.get("type") == "missing":
+        return 422, "the request body is missing: send a JSON object"
+    if loc == ["body"] and first.get("type") in ("model_attributes_type", "model_type", "dict_type"):
+        return 422, f"the request body must be a JSON object, not {_json_kind(body)}"
     where = ".".join(str(part) for part in loc if part != "body") or "request"
     # Name a batch document by its id too, so the caller finds it without counting.
     if loc[:2] == ["body", "documents"] and len(loc) > 2 and isinstance(loc[2], int):
@@ -92,6 +97,27 @@ def _validation_message(errors: list[dict[str, Any]], body: Any) -> tuple[int, s
             where += f" (id {key!r})"
     message = str(first.get("msg", "invalid input")).removeprefix("Value error, ")
     return 422, f"invalid {where}: {message}"
+
+
+def _json_kind(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), "that")
+
+
+BODY_PARSE_ERROR = "There was an error parsing the body"
+"""FastAPI's detail when reading a JSON body fails for another reason than bad JSON syntax."""
+
+
+def body_parse_message(exc: BaseException) -> str:
+    """Say why a body could not be read: FastAPI's own message names no cause.
+
+    ``json.loads`` decodes bytes before parsing them, so invalid UTF-8 surfaces as a
+    ``UnicodeDecodeError`` (chained as the cause), not as a JSON syntax error.
+    """
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return f"the request body is not valid UTF-8 (byte {cause.start}: {cause.reason}); JSON must be UTF-8"
+    return "the request body could not be read as JSON"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -111,6 +137,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 400 and message == BODY_PARSE_ERROR:
+            message = body_parse_message(exc)
         return JSONResponse(
             error_body(exc.status_code, message), status_code=exc.status_code, headers=exc.headers
         )

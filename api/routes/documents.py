@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from api.convert import document_public, mention_public
-from api.deps import ServiceDep, SettingsDep, WriteAccess
+from api.deps import JsonBody, ServiceDep, SettingsDep, WriteAccess
 from api.routes.limits import check_items, check_mentions, check_texts
 from api.schemas import DocumentDeleted, DocumentLinked, DocumentPublic, DocumentsCreate, DocumentsLinked
 from api.service import DocumentSpec, MentionSpec
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/documents", tags=["documents"])
 DocumentIdPath = Annotated[str, Path(min_length=1, max_length=512, description="The document's id.")]
 
 
-@router.post("", response_model=DocumentsLinked, dependencies=[WriteAccess])
+@router.post("", response_model=DocumentsLinked, dependencies=[WriteAccess, JsonBody])
 def create_documents(body: DocumentsCreate, service: ServiceDep, settings: SettingsDep) -> DocumentsLinked:
     """Extract, link and store documents, all or none; a known id replaces that document.
 
@@ -30,7 +30,8 @@ def create_documents(body: DocumentsCreate, service: ServiceDep, settings: Setti
     check_texts([d.text for d in docs], "documents", settings, [d.id for d in docs])
     for i, d in enumerate(docs):
         if d.mentions is not None:
-            check_mentions(len(d.mentions), f"documents[{i}]", settings)
+            who = f"documents[{i}]" + (f" (id {d.id!r})" if d.id is not None else "")
+            check_mentions(len(d.mentions), who, settings)
     specs = [
         DocumentSpec(
             d.id,

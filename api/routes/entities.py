@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.convert import entity_detail, entity_public
-from api.deps import EntityDep, ServiceDep, WriteAccess
+from api.deps import EntityDep, JsonBody, ServiceDep, WriteAccess
 from api.schemas import (
     ConsolidateResult,
     EntitiesPublic,
@@ -45,7 +45,7 @@ def search_entities(
     return EntitiesPublic(data=[entity_public(e) for e in found], count=len(found))
 
 
-@router.post("/similar", response_model=EntityHits)
+@router.post("/similar", response_model=EntityHits, dependencies=[JsonBody])
 def similar_entities(body: SimilarRequest, service: ServiceDep) -> EntityHits:
     """Entities nearest a name or mention in context, an entity, or a vector (cosine, best first)."""
     hits = service.similar(
@@ -78,13 +78,13 @@ def consolidate_entities(service: ServiceDep) -> ConsolidateResult:
     return ConsolidateResult(merged=[MergedEntity(id=k, into=v) for k, v in sorted(merged.items())])
 
 
-@router.post("/{entity_id}/merge", response_model=EntityPublic, dependencies=[WriteAccess])
+@router.post("/{entity_id}/merge", response_model=EntityPublic, dependencies=[WriteAccess, JsonBody])
 def merge_entity(entity: EntityDep, body: MergeRequest, service: ServiceDep) -> EntityPublic:
     """Merge entity ``other`` into this one: its mentions, aliases and vector follow; it disappears."""
     return entity_public(service.merge(entity.id, body.other))
 
 
-@router.post("/{entity_id}/split", response_model=EntityPublic, dependencies=[WriteAccess])
+@router.post("/{entity_id}/split", response_model=EntityPublic, dependencies=[WriteAccess, JsonBody])
 def split_entity(entity: EntityDep, body: SplitRequest, service: ServiceDep) -> EntityPublic:
     """Move some mentions of this entity to a new entity; returns the new entity."""
     return entity_public(service.split(entity.id, body.mention_ids, name=body.name, label=body.label))

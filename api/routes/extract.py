@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import ServiceDep, SettingsDep
+from api.deps import JsonBody, ServiceDep, SettingsDep
 from api.routes.limits import check_items, check_texts
 from api.schemas import ExtractedEntity, ExtractRequest, ExtractResponse, ExtractResult
 
 router = APIRouter(prefix="/extract", tags=["extract"])
 
 
-@router.post("", response_model=ExtractResponse, response_model_exclude_none=True)
+# A plain `def`: FastAPI runs it in its threadpool, so the model call never blocks the event loop.
+@router.post("", response_model=ExtractResponse, response_model_exclude_none=True, dependencies=[JsonBody])
 def extract(body: ExtractRequest, service: ServiceDep, settings: SettingsDep) -> ExtractResponse:
-    """Find the entities in each text (micro-batched with concurrent requests).
-
-    A plain ``def``: FastAPI runs it in its threadpool, so the model call never blocks the event loop.
-    """
+    """Find the entities in each text; nothing is stored."""
     check_items(len(body.texts), "texts", settings)
     check_texts(body.texts, "texts", settings)
     found = service.extract(

@@ -27,7 +27,7 @@ def check_items(count: int, what: str, settings: ServiceSettings) -> None:
 def check_texts(
     texts: Sequence[str], what: str, settings: ServiceSettings, ids: Sequence[str | None] = ()
 ) -> None:
-    """Every text at most ``max_texts_chars`` characters; the error names the first that is not."""
+    """Every text at most ``max_text_chars`` characters; the error names the first that is not."""
     for i, text in enumerate(texts):
         if len(text) > settings.max_text_chars:
             name = f"{what}[{i}]" + (f" (id {ids[i]!r})" if i < len(ids) and ids[i] is not None else "")
@@ -37,6 +37,17 @@ def check_texts(
                 "(split it, or raise SPANLINK_MAX_TEXT_CHARS)",
                 {"limit": settings.max_text_chars, "index": i},
             )
+
+
+def check_text(text: str, what: str, settings: ServiceSettings) -> None:
+    """One text (not a list) at most ``max_text_chars`` characters; the error names the field as sent."""
+    if len(text) > settings.max_text_chars:
+        raise ServiceError(
+            413,
+            f"{what} has {len(text):,} characters, at most {settings.max_text_chars:,} "
+            "(split it, or raise SPANLINK_MAX_TEXT_CHARS)",
+            {"limit": settings.max_text_chars},
+        )
 
 
 def check_mentions(count: int, who: str, settings: ServiceSettings) -> None:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import ServiceDep, SettingsDep
-from api.routes.limits import check_mentions, check_texts
+from api.deps import JsonBody, ServiceDep, SettingsDep
+from api.routes.limits import check_mentions, check_text
 from api.schemas import EntityRef, LinkedMention, LinkRequest, LinkResponse
 from api.service import MentionSpec
 
 router = APIRouter(prefix="/link", tags=["link"])
 
 
-@router.post("", response_model=LinkResponse)
+@router.post("", response_model=LinkResponse, dependencies=[JsonBody])
 def link_text(body: LinkRequest, service: ServiceDep, settings: SettingsDep) -> LinkResponse:
     """For each mention (given, or found by NER), the best stored entity and its score, or none."""
-    check_texts([body.text], "text", settings)
+    check_text(body.text, "text", settings)
     if body.mentions is not None:
         check_mentions(len(body.mentions), "text", settings)
     spans = service.link(

@@ -107,3 +107,84 @@ def test_service_error_carries_headers():
         None,
         {"WWW-Authenticate": "Bearer"},
     )
+
+
+BODY_ROUTES = [
+    ("/v1/extract", {"texts": ["Ada Lovelace"]}),
+    ("/v1/documents", {"documents": [{"text": "Ada Lovelace"}]}),
+    ("/v1/link", {"text": "Ada Lovelace"}),
+    ("/v1/entities/similar", {"text": "Ada Lovelace"}),
+    ("/v1/entities/1/merge", {"other": 2}),
+    ("/v1/entities/1/split", {"mention_ids": [1]}),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), BODY_ROUTES)
+@pytest.mark.parametrize(
+    "media", ["text/plain", "application/x-www-form-urlencoded", "text/plain; charset=utf-8"]
+)
+def test_json_under_another_media_type_is_415_naming_json(client, path, body, media):
+    # Was 422 "Input should be a valid dictionary": the body was fine, its declared type was not.
+    import json
+
+    response = client.post(path, content=json.dumps(body), headers={**AUTH, "content-type": media})
+    assert response.status_code == 415
+    error = response.json()["error"]
+    assert "Content-Type: application/json" in error["message"]
+    assert error["detail"] == {"expected": "application/json", "got": media.split(";")[0]}
+
+
+def test_json_suffix_media_types_are_json(client):
+    response = client.post(
+        "/v1/extract", content=b'{"texts": ["Ada"]}', headers={"content-type": "application/vnd.api+json"}
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(("path", "body"), BODY_ROUTES)
+def test_invalid_utf8_is_400_saying_so(client, path, body):
+    # Was 400 "There was an error parsing the body", which names no cause.
+    raw = b'{"texts": ["caf\xe9"]}'  # Latin-1, not UTF-8
+    response = client.post(path, content=raw, headers={**AUTH, "content-type": "application/json"})
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert message.startswith("the request body is not valid UTF-8 (byte 15")
+    assert "parsing the body" not in message
+
+
+def test_link_413_names_the_field_as_sent(make_client):
+    # Was "text[0] has 11 characters": `text` is one string, not a list.
+    response = make_client(max_text_chars=10).post("/v1/link", json={"text": "Ada Lovelace"})
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert error["message"].startswith("text has 12 characters, at most 10")
+    assert error["detail"] == {"limit": 10}
+
+
+def test_too_many_mentions_names_the_document(make_client):
+    body = {
+        "documents": [
+            {
+                "id": "d1",
+                "text": "Ada and Bob",
+                "mentions": [{"start": 0, "end": 3, "label": "PER"}, {"start": 8, "end": 11, "label": "PER"}],
+            }
+        ]
+    }
+    response = make_client(max_mentions=1).post("/v1/documents", json=body, headers=AUTH)
+    assert response.status_code == 413
+    assert response.json()["error"]["message"] == "documents[0] (id 'd1') has 2 mentions, at most 1"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the request body is missing: send a JSON object"),
+        (b"[1, 2]", "the request body must be a JSON object, not an array"),
+        (b'"texts"', "the request body must be a JSON object, not a string"),
+    ],
+)
+def test_body_that_is_not_an_object_is_named(client, content, message):
+    response = client.post("/v1/extract", content=content, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["error"]["message"] == message
