@@ -17,6 +17,7 @@ from index.records import (
     MentionPublic,
     NewEntity,
     StoreStats,
+    name_problem,
     normalize_surface,
 )
 from index.schema import SCHEMA_VERSION
@@ -48,5 +49,6 @@ __all__ = [
     "StoreStats",
     "VectorIndex",
     "describe_settings",
+    "name_problem",
     "normalize_surface",
 ]

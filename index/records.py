@@ -14,6 +14,25 @@ from datetime import datetime
 from typing import Any
 
 _SPACES = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+"""Control characters other than the whitespace ones (tab, newlines, form feed)."""
+
+
+def name_problem(text: str) -> str | None:
+    """Why ``text`` cannot name an entity (or be one of its aliases), or ``None`` when it can.
+
+    A name needs a letter or digit of some script: a span of only punctuation, a dash or a
+    zero-width space would make an entity nobody can see or search. Control characters (NUL, ...)
+    would be stored inside names and aliases, so they are refused too.
+
+    >>> name_problem("Angela Merkel"), name_problem("—"), name_problem("angela\\x00 merkel")
+    (None, 'has no letter or digit', 'holds a control character (U+0000)')
+    """
+    if bad := _CONTROL.search(text):
+        return f"holds a control character (U+{ord(bad.group()):04X})"
+    if not any(ch.isalnum() for ch in text):
+        return "has no letter or digit"
+    return None
 
 
 def normalize_surface(text: str) -> str:

@@ -24,7 +24,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,6 +57,7 @@ from index.sync import (
     check_consistency,
     database_generation,
     load_checked,
+    read_vectors_by_id,
     rebuild,
 )
 from index.vectors import VectorIndex, from_blob, normalize_rows
@@ -64,6 +65,28 @@ from index.vectors import VectorIndex, from_blob, normalize_rows
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+@dataclass
+class _Transaction:
+    """An open :meth:`Store.transaction`: its session, owner thread, and what FAISS got meanwhile.
+
+    FAISS is updated after every write inside the transaction, so that later steps (the linker's
+    candidate search) see what earlier ones wrote; ``touched`` lists those ids so that a rollback
+    can put them back the way the database has them.
+    """
+
+    session: Session
+    owner: int
+    generations: dict[str, int]
+    touched: dict[str, set[int]] = field(default_factory=lambda: {kind: set() for kind in KINDS})
+    failed: bool = False
+
+    def record(self, delta: writes.VectorDelta) -> None:
+        self.touched["mentions"].update(delta.mention_remove)
+        self.touched["mentions"].update(delta.mention_ids)
+        self.touched["entities"].update(delta.entity_remove)
+        self.touched["entities"].update(delta.entity_upsert)
 
 
 class Store:
@@ -91,6 +114,7 @@ class Store:
         self._vectors = vectors
         self.open_checks = checks
         self._write_lock = threading.RLock()
+        self._transaction: _Transaction | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -214,17 +238,97 @@ class Store:
 
     # -- transactions --------------------------------------------------------------------------
 
+    def _current(self) -> _Transaction | None:
+        """The open transaction, if this thread owns it (other threads see committed data only)."""
+        tx = self._transaction
+        return tx if tx is not None and tx.owner == threading.get_ident() else None
+
     @contextmanager
     def _read(self) -> Iterator[Session]:
+        tx = self._current()
+        if tx is not None:  # read what this transaction wrote so far
+            tx.session.expunge_all()  # no stale objects across bulk UPDATEs
+            try:
+                yield tx.session
+            except SQLAlchemyError as exc:
+                tx.failed = True
+                raise StoreError("database read failed", error=str(exc)) from exc
+            finally:
+                tx.session.expunge_all()
+            return
         with Session(self.engine, expire_on_commit=False) as session:
             try:
                 yield session
             except SQLAlchemyError as exc:
                 raise StoreError("database read failed", error=str(exc)) from exc
 
-    def _write(self, work: Callable[[Session, writes.VectorDelta], T]) -> T:
-        """Run ``work`` in one transaction, commit, then apply its FAISS delta, under the write lock."""
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Make every write inside the block one transaction: all of it is stored, or none.
+
+        Reads and writes of this thread inside the block see the block's own changes; other
+        threads read the last commit and wait to write. If anything raises inside the block, the
+        database rolls back and the FAISS entries the block changed are restored from it, so the
+        store is as it was before. Blocks nest (an inner block joins the outer one).
+
+        >>> with store.transaction():  # doctest: +SKIP
+        ...     store.add_document(first)
+        ...     store.add_document(second)  # if this fails, `first` is not stored either
+        """
         with self._write_lock:
+            if self._current() is not None:
+                yield
+                return
+            session = Session(self.engine, expire_on_commit=False)
+            tx = _Transaction(
+                session,
+                threading.get_ident(),
+                {kind: index.generation for kind, index in self._vectors.items()},
+            )
+            self._transaction = tx
+            try:
+                session.begin()
+                yield
+                if tx.failed:
+                    raise StoreError("a write of this transaction failed; nothing was written")
+                try:
+                    session.commit()
+                except SQLAlchemyError as exc:
+                    raise StoreError("database write failed; nothing was written", error=str(exc)) from exc
+            except BaseException:
+                self._transaction = None
+                session.rollback()
+                session.close()
+                self._restore_vectors(tx)
+                raise
+            self._transaction = None
+            session.close()
+            for kind, index in self._vectors.items():
+                if index.needs_compaction:
+                    self._compact(kind)
+
+    def _restore_vectors(self, tx: _Transaction) -> None:
+        """After a rollback: the FAISS entries the transaction touched go back to the database's."""
+        for kind, touched in tx.touched.items():
+            index = self._vectors[kind]
+            if touched:
+                wanted = np.asarray(sorted(touched), np.int64)
+                ids, vectors = read_vectors_by_id(self.engine, kind, self.dim, wanted)
+                index.apply(
+                    remove=np.setdiff1d(wanted, ids), ids=ids, vectors=normalize_rows(vectors, self.dim)
+                )
+            index.generation = tx.generations[kind]
+
+    def _write(self, work: Callable[[Session, writes.VectorDelta], T]) -> T:
+        """Run ``work`` in one transaction, commit, then apply its FAISS delta, under the write lock.
+
+        Inside :meth:`transaction`, ``work`` runs in the open transaction instead, and FAISS gets
+        the delta at once (uncommitted; restored on rollback).
+        """
+        with self._write_lock:
+            tx = self._current()
+            if tx is not None:
+                return self._write_in(tx, work)
             delta = writes.VectorDelta()
             try:
                 with Session(self.engine, expire_on_commit=False) as session, session.begin():
@@ -237,7 +341,29 @@ class Store:
                 self._apply(delta, generation)
             return result
 
-    def _apply(self, delta: writes.VectorDelta, generation: int) -> None:
+    def _write_in(self, tx: _Transaction, work: Callable[[Session, writes.VectorDelta], T]) -> T:
+        if tx.failed:
+            raise StoreError("an earlier write of this transaction failed; it will be rolled back")
+        delta = writes.VectorDelta()
+        tx.session.expunge_all()
+        try:
+            result = work(tx.session, delta)
+            tx.session.flush()
+            generation = bump_generation(tx.session) if delta else 0
+            tx.session.flush()
+        except BaseException as exc:
+            tx.failed = True  # the session holds part of this write: only a rollback undoes it
+            if isinstance(exc, SQLAlchemyError):
+                raise StoreError("database write failed; nothing was written", error=str(exc)) from exc
+            raise
+        finally:
+            tx.session.expunge_all()
+        if delta:
+            tx.record(delta)
+            self._apply(delta, generation, compact=False)  # a rebuild would read committed rows only
+        return result
+
+    def _apply(self, delta: writes.VectorDelta, generation: int, *, compact: bool = True) -> None:
         mentions = self._vectors["mentions"]
         vectors = np.concatenate(delta.mention_vectors) if delta.mention_vectors else None
         mentions.apply(
@@ -254,8 +380,16 @@ class Store:
         )
         for kind, index in self._vectors.items():
             index.generation = generation
-            if index.needs_compaction:
-                self.rebuild_vectors([kind])
+            if compact and index.needs_compaction:
+                self._compact(kind)
+
+    def _compact(self, kind: str) -> None:
+        """Rebuild an index heavy with tombstones; the write before it is committed, so a failure
+        here must not surface as a failed write: the old index stays in use and is still correct."""
+        try:
+            self.rebuild_vectors([kind])
+        except Exception:
+            logger.warning("compacting the %s index failed; it stays as it is", kind, exc_info=True)
 
     # -- documents -----------------------------------------------------------------------------
 
@@ -278,15 +412,18 @@ class Store:
             NotFound: An ``entity_id`` does not exist; nothing is written.
         """
 
-        def work(session: Session, delta: writes.VectorDelta) -> tuple[int, bool, list[int], list[int]]:
-            return writes.add_document(session, doc, self.dim, delta)
+        def work(session: Session, delta: writes.VectorDelta) -> AddResult:
+            document_id, replaced, created, removed = writes.add_document(session, doc, self.dim, delta)
+            session.flush()
+            stored = reads.document_public(reads.get_document(session, document_id=document_id))
+            return AddResult(stored, replaced, created, removed)
 
-        document_id, replaced, created, removed = self._write(work)
-        return AddResult(self.get_document(document_id), replaced, created, removed)
+        return self._write(work)
 
     def add_documents(self, docs: Sequence[DocumentCreate]) -> list[AddResult]:
-        """Add several documents, one transaction each (a failure keeps the earlier ones)."""
-        return [self.add_document(doc) for doc in docs]
+        """Add several documents in one transaction: all of them are stored, or none."""
+        with self.transaction():
+            return [self.add_document(doc) for doc in docs]
 
     def get_document(
         self, document_id: int | None = None, *, external_id: str | None = None
@@ -318,15 +455,19 @@ class Store:
     def upsert_entity(self, data: EntityCreate, *, entity_id: int | None = None) -> EntityPublic:
         """Create or update an entity and register its aliases (see :func:`index.writes.upsert_entity`)."""
 
-        def work(session: Session, delta: writes.VectorDelta) -> int:
-            return writes.upsert_entity(session, data, entity_id, self.dim, delta)[0]
+        def work(session: Session, delta: writes.VectorDelta) -> EntityPublic:
+            return _entity_after(session, writes.upsert_entity(session, data, entity_id, self.dim, delta)[0])
 
-        return self.get_entity(self._write(work))
+        return self._write(work)
 
     def add_alias(self, entity_id: int, surface: str, *, count: int = 1) -> EntityPublic:
         """Count ``count`` more uses of ``surface`` for an entity (normalized; created if new)."""
-        self._write(lambda session, _delta: writes.add_alias(session, entity_id, surface, count))
-        return self.get_entity(entity_id)
+
+        def work(session: Session, _delta: writes.VectorDelta) -> EntityPublic:
+            writes.add_alias(session, entity_id, surface, count)
+            return _entity_after(session, entity_id)
+
+        return self._write(work)
 
     def get_entity(self, entity_id: int) -> EntityPublic:
         """Fetch an entity with its aliases. Raises :class:`NotFound`."""
@@ -349,6 +490,13 @@ class Store:
             (entity, None if blob is None else normalize_rows(from_blob(blob, self.dim), self.dim)[0])
             for entity, blob in rows
         ]
+
+    def labels(self) -> list[str]:
+        """The distinct labels of stored entities and mentions, sorted."""
+        with self._read() as session:
+            found = set(session.scalars(select(Entity.label).distinct()))
+            found.update(session.scalars(select(Mention.label).distinct()))
+        return sorted(found)
 
     def entity_vector(self, entity_id: int) -> np.ndarray | None:
         """The entity's normalized centroid, or ``None`` when it has none."""
@@ -373,10 +521,12 @@ class Store:
 
     def merge_entities(self, target_id: int, source_id: int) -> EntityPublic:
         """Merge ``source_id`` into ``target_id``; mentions, aliases and vectors follow, the source goes."""
-        self._write(
-            lambda session, delta: writes.merge_entities(session, target_id, source_id, self.dim, delta)
-        )
-        return self.get_entity(target_id)
+
+        def work(session: Session, delta: writes.VectorDelta) -> EntityPublic:
+            writes.merge_entities(session, target_id, source_id, self.dim, delta)
+            return _entity_after(session, target_id)
+
+        return self._write(work)
 
     def split_entity(
         self, entity_id: int, mention_ids: Sequence[int], *, name: str, label: str
@@ -388,10 +538,10 @@ class Store:
             NotFound: The entity or a mention does not exist.
         """
 
-        def work(session: Session, delta: writes.VectorDelta) -> int:
+        def work(session: Session, delta: writes.VectorDelta) -> EntityPublic:
             if session.get(Entity, entity_id) is None:
                 raise NotFound("entity", entity_id)
-            return writes.reassign_mentions(
+            new_id = writes.reassign_mentions(
                 session,
                 list(mention_ids),
                 self.dim,
@@ -399,17 +549,18 @@ class Store:
                 new_entity=NewEntity(name, label),
                 from_entity=entity_id,
             )[0]
+            return _entity_after(session, new_id)
 
-        return self.get_entity(self._write(work))
+        return self._write(work)
 
     def link_mentions(self, mention_ids: Sequence[int], entity_id: int) -> EntityPublic:
         """Link mentions (linked elsewhere or not at all) to an existing entity."""
-        self._write(
-            lambda session, delta: writes.reassign_mentions(
-                session, list(mention_ids), self.dim, delta, entity_id=entity_id
-            )
-        )
-        return self.get_entity(entity_id)
+
+        def work(session: Session, delta: writes.VectorDelta) -> EntityPublic:
+            writes.reassign_mentions(session, list(mention_ids), self.dim, delta, entity_id=entity_id)
+            return _entity_after(session, entity_id)
+
+        return self._write(work)
 
     # -- similarity ----------------------------------------------------------------------------
 
@@ -504,3 +655,11 @@ class Store:
         """Check the database (``PRAGMA integrity_check`` on SQLite), counts, and FAISS against the DB."""
         with self._write_lock:
             return check_consistency(self.engine, self._vectors)
+
+
+def _entity_after(session: Session, entity_id: int) -> EntityPublic:
+    """The entity as the write that is still open leaves it (read in its session: the result a
+    caller gets is the committed state, and a failing read rolls the write back too)."""
+    session.flush()
+    session.expire_all()  # bulk UPDATEs bypass the identity map
+    return reads.get_entity(session, entity_id)

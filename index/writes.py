@@ -18,7 +18,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from index.errors import InvalidInput, NotFound
-from index.records import DocumentCreate, EntityCreate, NewEntity, normalize_surface
+from index.records import DocumentCreate, EntityCreate, NewEntity, name_problem, normalize_surface
 from index.schema import Alias, Document, Entity, Mention, utcnow
 from index.vectors import from_blob, normalize_rows, to_blob
 
@@ -175,8 +175,10 @@ def _validate(doc: DocumentCreate, dim: int) -> tuple[list[str], np.ndarray]:
             )
         if mention.entity_id is not None and mention.new_entity is not None:
             raise InvalidInput("give entity_id or new_entity, not both", mention=i)
-        if mention.new_entity is not None and not mention.new_entity.name.strip():
-            raise InvalidInput("a new entity needs a non-empty name", mention=i)
+        if problem := name_problem(surface):
+            raise InvalidInput(f"mention text {surface!r} {problem}", mention=i, start=mention.start)
+        if mention.new_entity is not None and (problem := name_problem(mention.new_entity.name)):
+            raise InvalidInput(f"a new entity's name {problem}", mention=i, name=mention.new_entity.name)
         if not mention.label:
             raise InvalidInput("mention label must be non-empty", mention=i)
         surfaces.append(surface)
@@ -311,9 +313,10 @@ def upsert_entity(
     Returns:
         tuple[int, bool]: The entity id and whether it was created.
     """
+    for surface in [data.name, *data.aliases]:
+        if problem := name_problem(surface):
+            raise InvalidInput(f"entity name or alias {surface!r} {problem}")
     name_norm = normalize_surface(data.name)
-    if not name_norm:
-        raise InvalidInput("entity name must be non-empty")
     if not data.label:
         raise InvalidInput("entity label must be non-empty")
     vector = normalize_rows(data.vector, dim, what="entity vector")[0] if data.vector is not None else None
@@ -435,8 +438,8 @@ def reassign_mentions(
                 "mentions do not belong to the entity being split", entity_id=from_entity, mention_ids=strays
             )
     if new_entity is not None:
-        if not new_entity.name.strip():
-            raise InvalidInput("a new entity needs a non-empty name")
+        if problem := name_problem(new_entity.name):
+            raise InvalidInput(f"a new entity's name {problem}", name=new_entity.name)
         target = Entity(
             name=new_entity.name.strip(), name_norm=normalize_surface(new_entity.name), label=new_entity.label
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,6 +165,7 @@ class Linker:
         self.store, self.model, self.embedder = store, model, embedder
         self.settings = settings or LinkSettings()
         self.table = MemoryEntities(store.dim)
+        self._touched: set[int] | None = None  # entity ids cached during an open transaction
         self.reload()
 
     # -- entity cache --------------------------------------------------------------------------
@@ -178,11 +179,43 @@ class Linker:
                 self.table.put(_view(entity, vector))
             after = page[-1][0].id
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything the linker writes inside the block is one store transaction (all or nothing).
+
+        On failure the store rolls back, and so does the entity cache: every entity the block
+        refreshed or dropped is read again from the store as it now is.
+
+        >>> with linker.transaction():  # doctest: +SKIP
+        ...     for document in batch:
+        ...         linker.ingest_one(document)
+        """
+        if self._touched is not None:  # nested: the outer block decides
+            yield
+            return
+        self._touched = set()
+        try:
+            with self.store.transaction():
+                yield
+        except BaseException:
+            touched, self._touched = self._touched, None
+            self._refresh_all(touched)
+            raise
+        finally:
+            self._touched = None
+
+    def _forget(self, entity_id: int) -> None:
+        if self._touched is not None:
+            self._touched.add(entity_id)
+        self.table.remove(entity_id)
+
     def _refresh(self, entity_id: int) -> None:
+        if self._touched is not None:
+            self._touched.add(entity_id)
         try:
             entity = self.store.get_entity(entity_id)
         except NotFound:
-            self.table.remove(entity_id)
+            self._forget(entity_id)
             raise
         self.table.put(_view(entity, self.store.entity_vector(entity_id)))
 
@@ -293,7 +326,7 @@ class Linker:
         self._rename(views, decisions)
         mention_entities = [m.entity_id for m in result.document.mentions]
         for entity_id in result.removed_entity_ids:
-            self.table.remove(entity_id)
+            self._forget(entity_id)
         self._refresh_all((touched | set(mention_entities)) - set(result.removed_entity_ids) - {None})
         linked = sorted({d.entity_id for d in decisions if d.entity_id is not None})
         return IngestResult(
@@ -369,7 +402,7 @@ class Linker:
         if target_id == source_id:
             raise LinkingError(f"cannot merge entity {target_id} into itself")
         entity = self.store.merge_entities(target_id, source_id)
-        self.table.remove(source_id)
+        self._forget(source_id)
         self._refresh_all([target_id])
         return entity
 

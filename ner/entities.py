@@ -50,9 +50,27 @@ class Entity:
         return out
 
 
+def check_encodable(text: str, where: str) -> str:
+    """Refuse text that is not valid Unicode (a lone surrogate such as ``"\\ud800"``).
+
+    Python strings can hold lone surrogates (JSON's ``"\\ud800"`` escape decodes to one) but no
+    tokenizer can encode them: the Rust tokenizers raise a bare ``TypeError``. Refusing them here
+    gives every caller one clear :class:`InputError` instead.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            f"{where} is not valid Unicode: {exc.reason} at character {exc.start} "
+            f"({text[exc.start : exc.start + 1]!a})"
+        ) from None
+    return text
+
+
 def normalize_inputs(texts: Any) -> list[str | list[str]]:
+    """One list of strings or word lists, each checked to be encodable (see :func:`check_encodable`)."""
     if isinstance(texts, str):
-        return [texts]
+        return [check_encodable(texts, "text")]
     if not isinstance(texts, (list, tuple)):
         raise InputError(
             f"texts must be a string, a list of strings or a list of word lists, got {type(texts).__name__}"
@@ -60,9 +78,9 @@ def normalize_inputs(texts: Any) -> list[str | list[str]]:
     items: list[str | list[str]] = []
     for i, item in enumerate(texts):
         if isinstance(item, str):
-            items.append(item)
+            items.append(check_encodable(item, f"texts[{i}]"))
         elif isinstance(item, (list, tuple)) and all(isinstance(w, str) for w in item):
-            items.append(list(item))
+            items.append([check_encodable(w, f"texts[{i}][{j}]") for j, w in enumerate(item)])
         else:
             raise InputError(f"texts[{i}] must be a string or a list of strings, got {type(item).__name__}")
     return items
