@@ -25,8 +25,9 @@ def load(
     dtype: str | torch.dtype | None = None,
     allow_pickle: bool = False,
     revision: str | None = None,
+    backend: str | None = None,
 ) -> SpanModel:
-    """Load a SpanMarker checkpoint.
+    """Load a SpanMarker checkpoint (or a `spanlink export` folder).
 
     Args:
         name_or_path (str | Path | None): a checkpoint folder (config.json with model_type "span-marker",
@@ -37,6 +38,9 @@ def load(
             "int8" (dynamic quantization of the linear layers, CPU). The last three change scores slightly.
         allow_pickle (bool): accept a checkpoint that has only pickle weights. Defaults to False.
         revision (str | None): hub revision. Defaults to the main branch.
+        backend (str | None): "torch" or "onnx" (ONNX Runtime on the CPU, dtype "float32" or "int8";
+            needs `spanlink[onnx]`; a model that is not an export folder is exported into the cache
+            once). Defaults to "onnx" for a `spanlink export` folder and "torch" otherwise.
 
     Returns:
         SpanModel: ready for `extract` and `embed_spans`.
@@ -45,7 +49,18 @@ def load(
         CheckpointError: missing, corrupt or mismatched files (PickleRefused for pickle-only weights).
     """
     from ner.default_model import default_model_dir, is_delta_folder, load_delta
+    from ner.onnx_export import is_onnx_folder
 
+    if backend not in (None, "torch", "onnx"):
+        raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+    if backend == "onnx" or (backend is None and is_onnx_folder(name_or_path)):
+        if device is not None and torch.device(device).type != "cpu":
+            raise ValueError("the onnx backend runs on the CPU; use the torch backend for other devices")
+        from ner.onnx_runtime import load_onnx
+
+        return load_onnx(name_or_path, dtype=dtype, allow_pickle=allow_pickle, revision=revision)
+    if is_onnx_folder(name_or_path):
+        raise CheckpointError(f"{name_or_path} is an ONNX export; load it with backend='onnx'")
     if name_or_path is None:
         folder = default_model_dir()
         if not is_delta_folder(folder):
