@@ -135,12 +135,18 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(status, message, detail), status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         if exc.status_code == 400 and message == BODY_PARSE_ERROR:
             message = body_parse_message(exc)
+        headers = exc.headers
+        allowed = getattr(request.app.state, "allowed_methods", None)
+        if exc.status_code == 405 and allowed is not None and (methods := allowed(request.url.path)):
+            # Every route of the path, not only the first one Starlette matched.
+            headers = {**(headers or {}), "Allow": ", ".join(methods)}
+            message = f"{request.method} is not allowed here; this path answers {', '.join(methods)}"
         return JSONResponse(
-            error_body(exc.status_code, message), status_code=exc.status_code, headers=exc.headers
+            error_body(exc.status_code, message), status_code=exc.status_code, headers=headers
         )
 
     async def _domain_error(request: Request, exc: Exception) -> JSONResponse:

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import install_error_handlers
 from api.metrics import install_metrics
+from api.openapi import AllowedMethods, install_docs, tailored_openapi
 from api.routes import documents, entities, extract, link, meta
 from api.schemas import ErrorPublic
 from api.service import Service
@@ -32,10 +33,11 @@ ERROR_RESPONSES: dict[int | str, dict] = {
     status: {"model": ErrorPublic, "description": text}
     for status, text in (
         (400, "Malformed request body (not JSON)."),
-        (401, "API key missing."),
-        (403, "API key wrong."),
+        (401, "API key missing (only when the service has one)."),
+        (403, "API key wrong (only when the service has one)."),
         (404, "Unknown id."),
         (413, "Too many items or too long a text."),
+        (415, "The body is not sent as `application/json`."),
         (422, "Invalid input; the message names the field."),
         (503, "Model busy or store unavailable."),
     )
@@ -47,12 +49,20 @@ def operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
+RESOURCES = (extract, documents, link, entities)
+"""The route modules under ``/v1``."""
+
+
 def api_router() -> APIRouter:
     """The versioned API: one tagged router per resource."""
     router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
-    for module in (extract, documents, link, entities):
+    for module in RESOURCES:
         router.include_router(module.router)
     return router
+
+
+def _settings(app: FastAPI) -> ServiceSettings:
+    return app.dependency_overrides.get(get_settings, get_settings)()
 
 
 @asynccontextmanager
@@ -63,7 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     :func:`create_app`) applies here too. A service opened beforehand (``spanlink serve`` opens it
     first so that a missing model is one error line, not a traceback) is used as is.
     """
-    settings: ServiceSettings = app.dependency_overrides.get(get_settings, get_settings)()
+    settings = _settings(app)
     service: Service | None = getattr(app.state, "service", None)
     if service is None:
         service = await run_in_threadpool(Service.open, settings)
@@ -93,7 +103,7 @@ def create_app(settings: ServiceSettings | None = None, service: Service | None 
             Defaults to opening one in the lifespan.
 
     Returns:
-        FastAPI: The app, OpenAPI at ``/docs`` and ``/openapi.json``.
+        FastAPI: The app, OpenAPI at ``/openapi.json``, Swagger UI at ``/docs``, ReDoc at ``/redoc``.
     """
     app = FastAPI(
         title="spanlink",
@@ -101,6 +111,8 @@ def create_app(settings: ServiceSettings | None = None, service: Service | None 
         version="1",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        docs_url=None,  # served offline by install_docs
+        redoc_url=None,
     )
     if settings is not None:
         app.dependency_overrides[get_settings] = lambda: settings
@@ -109,4 +121,9 @@ def create_app(settings: ServiceSettings | None = None, service: Service | None 
     install_metrics(app)
     app.include_router(api_router())
     app.include_router(meta.router)
+    install_docs(app)
+    app.openapi = tailored_openapi(app, lambda: _settings(app).api_key is not None)  # type: ignore[method-assign]
+    app.state.allowed_methods = AllowedMethods.of_routers(
+        [*((API_PREFIX, m.router) for m in RESOURCES), ("", meta.router)]
+    )
     return app

@@ -22,9 +22,9 @@ DocumentIdPath = Annotated[str, Path(min_length=1, max_length=512, description="
 def create_documents(body: DocumentsCreate, service: ServiceDep, settings: SettingsDep) -> DocumentsLinked:
     """Extract, link and store documents, all or none; a known id replaces that document.
 
-    Every limit is checked before the model runs and the model runs before the first write, so
-    an invalid document (named in the error) leaves the store untouched.
+    An invalid document (named in the error) leaves the store untouched. Given `mentions` skip NER.
     """
+    # Every limit is checked before the model runs, and the model runs before the first write.
     docs = body.documents
     check_items(len(docs), "documents", settings)
     check_texts([d.text for d in docs], "documents", settings, [d.id for d in docs])

@@ -61,7 +61,7 @@ def similar_entities(body: SimilarRequest, service: ServiceDep) -> EntityHits:
     )
 
 
-@router.get("/{entity_id}", response_model=EntityDetail)
+@router.get("/{entity_id:int}", response_model=EntityDetail)
 def read_entity(entity: EntityDep, service: ServiceDep) -> EntityDetail:
     """An entity with its aliases, mention count and sample mentions with their document ids."""
     return entity_detail(entity, service.entity_mentions(entity, SAMPLE_MENTIONS))
@@ -78,13 +78,13 @@ def consolidate_entities(service: ServiceDep) -> ConsolidateResult:
     return ConsolidateResult(merged=[MergedEntity(id=k, into=v) for k, v in sorted(merged.items())])
 
 
-@router.post("/{entity_id}/merge", response_model=EntityPublic, dependencies=[WriteAccess, JsonBody])
+@router.post("/{entity_id:int}/merge", response_model=EntityPublic, dependencies=[WriteAccess, JsonBody])
 def merge_entity(entity: EntityDep, body: MergeRequest, service: ServiceDep) -> EntityPublic:
     """Merge entity ``other`` into this one: its mentions, aliases and vector follow; it disappears."""
     return entity_public(service.merge(entity.id, body.other))
 
 
-@router.post("/{entity_id}/split", response_model=EntityPublic, dependencies=[WriteAccess, JsonBody])
+@router.post("/{entity_id:int}/split", response_model=EntityPublic, dependencies=[WriteAccess, JsonBody])
 def split_entity(entity: EntityDep, body: SplitRequest, service: ServiceDep) -> EntityPublic:
     """Move some mentions of this entity to a new entity; returns the new entity."""
     return entity_public(service.split(entity.id, body.mention_ids, name=body.name, label=body.label))

@@ -188,3 +188,25 @@ def test_body_that_is_not_an_object_is_named(client, content, message):
     response = client.post("/v1/extract", content=content, headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert response.json()["error"]["message"] == message
+
+
+def test_405_allow_lists_every_method_of_the_path(client):
+    # Was `Allow: GET` for /v1/documents/{id}: only the first matching route's methods.
+    response = client.options("/v1/documents/some/doc")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "DELETE, GET"
+    assert response.json()["error"]["message"] == (
+        "OPTIONS is not allowed here; this path answers DELETE, GET"
+    )
+
+
+def test_undeclared_method_on_similar_is_405_not_422(client):
+    # GET /v1/entities/similar matched GET /v1/entities/{entity_id} and failed as "similar is not an int".
+    response = client.get("/v1/entities/similar")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+
+
+def test_entity_path_that_is_not_a_number_is_404(client):
+    assert client.get("/v1/entities/abc").status_code == 404
+    assert client.post("/v1/entities/abc/merge", json={"other": 1}, headers=AUTH).status_code == 404
