@@ -159,3 +159,23 @@ def test_cli_export(pairs, tmp_path):
         app, ["export", "--model", str(checkpoint), "--out", str(tmp_path / "x"), "--format", "tf"]
     )
     assert bad.exit_code != 0 and "unknown export format" in bad.output
+
+
+def test_service_runs_on_the_onnx_backend(pairs, tmp_path, monkeypatch):
+    """`SPANLINK_BACKEND=onnx spanlink serve`: the settings field reaches `ner.load`."""
+    from api.service import Service
+    from api.settings import ServiceSettings
+
+    torch_model, _ = pairs["wp-iob2-8"]
+    checkpoint = torch_model.save_pretrained(tmp_path / "ckpt")
+    monkeypatch.setenv("SPANLINK_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SPANLINK_BACKEND", "onnx")
+    settings = ServiceSettings(model=str(checkpoint), vectors="span", data_dir=tmp_path / "store")
+    service = Service.open(settings)
+    try:
+        assert service.model.backend == "onnx"
+        expected = torch_model.extract(TEXTS[:4], strip_spaces=True)
+        for ours, theirs in zip(service.extract(TEXTS[:4]), expected):
+            _assert_same(ours, theirs, "service")
+    finally:
+        service.close()
