@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from ner.config import SpanConfig
 from ner.decoding import decode_spans
 from ner.encoder import Encoder
-from ner.entities import Entity, merge_windows, normalize_inputs
+from ner.entities import Entity, check_encodable, merge_windows, normalize_inputs
 from ner.errors import CheckpointError, InputError
 from ner.loading import read_weights, resolve_checkpoint
 from ner.segmentation import Window, text_windows
@@ -313,20 +313,61 @@ class SpanModel:
         Raises:
             InputError: `texts` is not one of the accepted shapes.
         """
-        single = isinstance(texts, str)
+        job = self.start_extract(
+            texts,
+            batch_size=batch_size,
+            embeddings=embeddings,
+            entity_max_length=entity_max_length,
+            min_score=min_score,
+            strip_spaces=strip_spaces,
+            prune=prune,
+        )
+        for _ in tqdm(range(job.steps_left), desc="extract", unit="batch", disable=not show_progress_bar):
+            job.step()
+        return job.result()
+
+    def start_extract(
+        self,
+        texts: str | Sequence[str] | Sequence[Sequence[str]],
+        *,
+        batch_size: int = 64,
+        embeddings: bool = False,
+        entity_max_length: int | None = None,
+        min_score: float = 0.0,
+        strip_spaces: bool = False,
+        prune: bool | None = None,
+    ) -> ExtractJob:
+        """Plan an `extract` call without running the model, to run it in bounded steps.
+
+        Tokenizes and windows the inputs and packs the batches exactly as `extract` does (which is
+        `start_extract`, then `step` until done, then `result`). A scheduler that serves many callers
+        (the service's ``MicroBatcher``) runs one step of each pending job in turn, so a short request
+        never waits for all of a long document: one step is one batch within the token budget.
+
+        Args: as `extract`.
+
+        Returns:
+            ExtractJob: the planned call; no model batch has run yet.
+
+        Raises:
+            InputError: `texts` is not one of the accepted shapes, or `entity_max_length` < 1.
+        """
         items = normalize_inputs(texts)
-        found: list[list[tuple[Entity, bool]]] = [[] for _ in items]
-        for batch, hidden, probs in self._scored_batches(
-            items, entity_max_length, prune, batch_size, show_progress_bar
-        ):
-            for b, (seg, seg_probs) in enumerate(zip(batch, probs)):
-                decoded = self._segment_entities(items, seg, seg_probs, min_score, strip_spaces)
-                for entity, start, end in decoded:
-                    if embeddings:
-                        entity.embedding = self._mean_state(hidden[b], seg.enc, start, end)
-                    found[seg.item].append((entity, seg.window.overlapping))
-        results = [merge_windows(entities) for entities in found]
-        return results[0] if single else results
+        eml = entity_max_length or self.config.entity_max_length
+        if eml < 1:
+            raise InputError(f"entity_max_length must be at least 1, got {eml}")
+        threshold = self._prune_threshold(prune)
+        segments = plan_segments(items, self.tokenizer, self.max_tokens, eml, self._text_windows)
+        return ExtractJob(
+            self,
+            items,
+            list(self._batches(segments, batch_size)),
+            single=isinstance(texts, str),
+            embeddings=embeddings,
+            min_score=min_score,
+            strip_spaces=strip_spaces,
+            threshold=threshold,
+        )
 
     def score_candidates(
         self,
@@ -402,10 +443,16 @@ class SpanModel:
         batches = list(self._batches(segments, batch_size))
         with torch.inference_mode():
             for batch in tqdm(batches, desc="extract", unit="batch", disable=not show_progress_bar):
-                hidden, cache, valid = self._encode_text(batch)
-                if threshold is not None:
-                    batch = self._prune(batch, hidden, threshold)
-                yield batch, hidden, self._classify(batch, cache, valid)
+                yield self._score_batch(batch, threshold)
+
+    def _score_batch(
+        self, batch: list[Segment], threshold: float | None
+    ) -> tuple[list[Segment], torch.Tensor, list[np.ndarray]]:
+        """One forward pass: the segments (pruned if `threshold`), their text states, their probabilities."""
+        hidden, cache, valid = self._encode_text(batch)
+        if threshold is not None:
+            batch = self._prune(batch, hidden, threshold)
+        return batch, hidden, self._classify(batch, cache, valid)
 
     def _segment_entities(
         self, items: list[str | list[str]], seg: Segment, probs: np.ndarray, min_score: float, strip: bool
@@ -441,6 +488,7 @@ class SpanModel:
         """
         if not isinstance(text, str):
             raise InputError(f"text must be a string, got {type(text).__name__}")
+        check_encodable(text, "text")
         out = np.zeros((len(spans), self.hidden_size), dtype=np.float32)
         checked = []
         for i, span in enumerate(spans):
@@ -500,3 +548,76 @@ class SpanModel:
     def _mean_state(self, hidden: torch.Tensor, enc: Encoded, start: int, end: int) -> np.ndarray:
         ranges = [r for r in enc.word_tokens[start:end] if r is not None]
         return hidden[ranges[0][0] : ranges[-1][1]].float().mean(0).cpu().numpy()
+
+
+class ExtractJob:
+    """One `SpanModel.extract` call cut into bounded steps, so that a scheduler can interleave calls.
+
+    A 50k-word document is over a hundred model batches; a service that ran it in one call would make
+    every other request wait for all of them. `SpanModel.start_extract` plans the call (tokenization,
+    windows, batches — the same as `extract`), `step` runs the next batch, which the model's token
+    budget bounds in cost, and `result` assembles the entities. Running every step gives exactly what
+    `extract` returns: `extract` is this loop.
+
+    Example:
+        >>> job = model.start_extract(["a long text ...", "a short one"], embeddings=True)
+        >>> while not job.done:
+        ...     job.step()
+        >>> job.result()  # == model.extract(["a long text ...", "a short one"], embeddings=True)
+    """
+
+    def __init__(
+        self,
+        model: SpanModel,
+        items: list[str | list[str]],
+        batches: list[list[Segment]],
+        *,
+        single: bool,
+        embeddings: bool,
+        min_score: float,
+        strip_spaces: bool,
+        threshold: float | None,
+    ) -> None:
+        self._model, self._items, self._batches = model, items, batches
+        self._single, self._embeddings, self._threshold = single, embeddings, threshold
+        self._min_score, self._strip = min_score, strip_spaces
+        self._found: list[list[tuple[Entity, bool]]] = [[] for _ in items]
+        self._next = 0
+
+    @property
+    def steps_left(self) -> int:
+        """Model batches still to run (0 for blank inputs: they need no model call)."""
+        return len(self._batches) - self._next
+
+    @property
+    def done(self) -> bool:
+        return self._next >= len(self._batches)
+
+    def step(self, batches: int = 1) -> bool:
+        """Run the next `batches` model batches (every one left when `batches` <= 0); True once done."""
+        stop = len(self._batches) if batches <= 0 else min(len(self._batches), self._next + batches)
+        with torch.inference_mode():
+            while self._next < stop:
+                self._collect(*self._model._score_batch(self._batches[self._next], self._threshold))
+                self._next += 1
+        return self.done
+
+    def _collect(self, batch: list[Segment], hidden: torch.Tensor, probs: list[np.ndarray]) -> None:
+        model = self._model
+        for b, (seg, seg_probs) in enumerate(zip(batch, probs)):
+            decoded = model._segment_entities(self._items, seg, seg_probs, self._min_score, self._strip)
+            for entity, start, end in decoded:
+                if self._embeddings:
+                    entity.embedding = model._mean_state(hidden[b], seg.enc, start, end)
+                self._found[seg.item].append((entity, seg.window.overlapping))
+
+    def result(self) -> list[Entity] | list[list[Entity]]:
+        """What `extract` returns: for a string its entities, for a list one list per input.
+
+        Raises:
+            RuntimeError: steps are left (call `step` until `done`).
+        """
+        if not self.done:
+            raise RuntimeError(f"the extract job has {self.steps_left} steps left; step() until done")
+        results = [merge_windows(entities) for entities in self._found]
+        return results[0] if self._single else results
