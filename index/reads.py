@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from index.errors import InvalidInput, NotFound
@@ -151,6 +151,21 @@ def _like_pattern(norm: str, mode: str) -> str:
     return escaped
 
 
+def _search_filter(query: str, mode: str, labels: Sequence[str] | None) -> list[Any]:
+    """The WHERE clauses of a name/alias search (shared by the page and its count)."""
+    if mode not in SEARCH_MODES:
+        raise InvalidInput(f"unknown search mode {mode!r}; expected one of {SEARCH_MODES}", mode=mode)
+    norm = normalize_surface(query)
+    if not norm:
+        raise InvalidInput("search query must contain a non-space character")
+    pattern = _like_pattern(norm, mode)
+    alias_hits = select(Alias.entity_id).where(Alias.norm.like(pattern, escape="\\"))
+    clauses: list[Any] = [or_(Entity.name_norm.like(pattern, escape="\\"), Entity.id.in_(alias_hits))]
+    if labels:
+        clauses.append(Entity.label.in_(list(labels)))
+    return clauses
+
+
 def search_entities(
     session: Session,
     query: str,
@@ -159,6 +174,7 @@ def search_entities(
     labels: Sequence[str] | None = None,
     limit: int = 20,
     offset: int = 0,
+    after: tuple[int, int] | None = None,
 ) -> list[EntityPublic]:
     """Find entities whose normalized name or an alias matches ``query``.
 
@@ -166,29 +182,40 @@ def search_entities(
     and ignores extra whitespace in every script, not only ASCII. Results are ordered by
     mention count (most mentioned first), then id.
 
+    Args:
+        after (tuple[int, int] | None): Keyset paging: ``(mention_count, id)`` of the last entity of
+            the previous page; the page starts after it (``offset`` then skips further). Unlike an
+            offset, it neither repeats nor skips entities when earlier ones are added or removed.
+            Defaults to None (from the start).
+
     Raises:
         InvalidInput: Unknown ``mode``, empty query or bad paging values.
     """
-    if mode not in SEARCH_MODES:
-        raise InvalidInput(f"unknown search mode {mode!r}; expected one of {SEARCH_MODES}", mode=mode)
-    norm = normalize_surface(query)
-    if not norm:
-        raise InvalidInput("search query must contain a non-space character")
+    clauses = _search_filter(query, mode, labels)
     if limit < 1 or offset < 0:
         raise InvalidInput("limit must be >= 1 and offset >= 0", limit=limit, offset=offset)
-    pattern = _like_pattern(norm, mode)
-    alias_hits = select(Alias.entity_id).where(Alias.norm.like(pattern, escape="\\"))
+    if after is not None:
+        count, last_id = after
+        clauses.append(
+            or_(Entity.mention_count < count, and_(Entity.mention_count == count, Entity.id > last_id))
+        )
     stmt = (
         select(Entity)
         .options(selectinload(Entity.aliases))
-        .where(or_(Entity.name_norm.like(pattern, escape="\\"), Entity.id.in_(alias_hits)))
+        .where(*clauses)
         .order_by(Entity.mention_count.desc(), Entity.id)
         .limit(limit)
         .offset(offset)
     )
-    if labels:
-        stmt = stmt.where(Entity.label.in_(list(labels)))
     return [entity_public(entity) for entity in session.scalars(stmt)]
+
+
+def count_entities(
+    session: Session, query: str, *, mode: str = "prefix", labels: Sequence[str] | None = None
+) -> int:
+    """How many entities :func:`search_entities` finds for ``query`` over all pages."""
+    clauses = _search_filter(query, mode, labels)
+    return session.scalar(select(func.count()).select_from(Entity).where(*clauses)) or 0
 
 
 def mentions_with_documents(

@@ -9,6 +9,9 @@ from fastapi import APIRouter, Query
 from api.convert import entity_detail, entity_public
 from api.deps import EntityDep, JsonBody, ServiceDep, WriteAccess
 from api.schemas import (
+    CURSOR_PATTERN,
+    MAX_ID,
+    NON_BLANK,
     ConsolidateResult,
     EntitiesPublic,
     EntityDetail,
@@ -21,6 +24,7 @@ from api.schemas import (
     SimilarRequest,
     SplitRequest,
 )
+from index import EntityPublic as IndexEntity
 
 router = APIRouter(prefix="/entities", tags=["entities"])
 
@@ -28,21 +32,57 @@ SAMPLE_MENTIONS = 10
 """Mentions shown with an entity."""
 
 
+def parse_cursor(cursor: str | None) -> tuple[int, int] | None:
+    """``"count.id"`` -> ``(count, id)``: the keyset position of the previous page's last entity.
+
+    The schema's pattern already holds, so any value is a position; numbers beyond the database's
+    64-bit ids are clamped (a page past every entity, not an overflow in SQLite).
+    """
+    if cursor is None:
+        return None
+    count, last_id = (min(int(part), MAX_ID) for part in cursor.split("."))
+    return count, last_id
+
+
+def make_cursor(entity: IndexEntity) -> str:
+    """The position after ``entity`` in the search order (mention count descending, then id)."""
+    return f"{entity.mention_count}.{entity.id}"
+
+
 @router.get("", response_model=EntitiesPublic)
 def search_entities(
     service: ServiceDep,
-    q: Annotated[str, Query(min_length=1, max_length=512, description="Name or alias prefix (any case).")],
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=512,
+            pattern=NON_BLANK,
+            description="Name or alias prefix (any case); must hold a non-space character.",
+        ),
+    ],
     label: Annotated[list[Label] | None, Query(description="Keep only these types (repeatable).")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 20,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=CURSOR_PATTERN, description="The `next` of the previous page; absent for the first."),
+    ] = None,
+    offset: Annotated[
+        int, Query(ge=0, le=1_000_000, description="Entities to skip (after `cursor` when both are given).")
+    ] = 0,
 ) -> EntitiesPublic:
-    """Entities whose name or an alias starts with ``q``, most mentioned first."""
-    if not q.strip():
-        from api.errors import ServiceError
+    """Entities whose name or an alias starts with ``q``, most mentioned first.
 
-        raise ServiceError(422, "q must contain a non-space character")
-    found = service.search_entities(q, labels=label, limit=limit, offset=offset)
-    return EntitiesPublic(data=[entity_public(e) for e in found], count=len(found))
+    ``count`` is the number of matches over all pages; follow ``next`` (as ``cursor``) until it is null.
+    A cursor neither repeats nor skips entities when others are added or removed meanwhile.
+    """
+    # One entity more than the page tells whether there is a next page.
+    found, total = service.search_entities(
+        q, labels=label, limit=limit + 1, offset=offset, after=parse_cursor(cursor)
+    )
+    page = found[:limit]
+    following = make_cursor(page[-1]) if len(found) > limit else None
+    return EntitiesPublic(data=[entity_public(e) for e in page], count=total, next=following)
 
 
 @router.post("/similar", response_model=EntityHits, dependencies=[JsonBody])
