@@ -1,8 +1,9 @@
 """`spanlink serve`, `spanlink similar` and `spanlink entity`: the service and its CLI neighbours.
 
-All three read the same settings as the HTTP service (:class:`api.settings.ServiceSettings`:
-options here, then ``SPANLINK_*`` variables, then defaults), so `similar` and `entity` see the
-store that `serve` writes.
+These and `spanlink ingest` read the same settings as the HTTP service
+(:class:`api.settings.ServiceSettings`: options here, then ``SPANLINK_*`` variables, then
+defaults), so every command sees the store that `serve` and `ingest` write. The read-only
+commands (`similar`, `entity`) never create a store: opening one creates whatever is missing.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli import app, fail
+from api.cli import app, check_device, fail
+from api.settings import default_data_dir
 
 DataDirOption = Annotated[
     Path | None,
     typer.Option(
-        "--data-dir", help="Store folder (spanlink.db + FAISS files). Default: the per-user data folder."
+        "--data-dir",
+        help="Store folder (spanlink.db + FAISS files), the same for every command "
+        f"[default: $SPANLINK_DATA_DIR or {default_data_dir()}]",
     ),
 ]
 ModelOption = Annotated[
@@ -34,18 +38,79 @@ DeviceOption = Annotated[str | None, typer.Option(help="cpu, cuda, ...")]
 
 
 def build_settings(**options: Any):  # noqa: ANN201 - ServiceSettings, imported lazily
-    """Settings from the options that were given (None = not given: environment or default)."""
+    """Settings from the options that were given (None = not given: environment or default).
+
+    The device and the store folder are checked here, before any model loads, so a typo costs no
+    wait and prints one line instead of a traceback from deep inside torch or pathlib.
+    """
     from pydantic import ValidationError
 
     from api.settings import ServiceSettings
 
     given = {name: value for name, value in options.items() if value is not None}
     try:
-        return ServiceSettings(**given)
+        settings = ServiceSettings(**given)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise fail(f"invalid setting {where}: {str(first['msg']).removeprefix('Value error, ')}") from None
+    check_device(settings.device)
+    check_store_folder(settings)
+    if settings.db_url is not None:
+        check_db_url(settings.db_url)
+    return settings
+
+
+def check_db_url(db_url: str) -> None:
+    """A --db URL must parse and name a database driver that is installed (else SQLAlchemy raises deep
+    inside the store)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        make_url(db_url).get_dialect()
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        raise fail(f"--db {db_url!r} is not a usable SQLAlchemy URL ({exc})") from None
+
+
+def check_store_folder(settings: Any) -> None:  # noqa: ANN401 - ServiceSettings
+    """The store folder must be a folder (or not exist yet), and its database a file."""
+    folder = settings.data_dir
+    if folder.exists() and not folder.is_dir():
+        raise fail(f"--data-dir {folder} is not a folder")
+    database = folder / "spanlink.db"
+    if settings.db_url is None and database.exists() and not database.is_file():
+        raise fail(f"{database} is not a file")
+
+
+def _sqlite_file(db_url: str) -> Path | None:
+    """The file an SQLite URL names, or None (another database, an in-memory one, or no valid URL)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(db_url)
+    except ArgumentError:
+        return None
+    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def require_store(settings: Any) -> None:  # noqa: ANN401 - ServiceSettings
+    """Fail unless the store exists: read-only commands must not create an empty one and print nothing.
+
+    A non-SQLite ``--db`` URL cannot be checked without connecting; opening it is left to the store.
+    """
+    if settings.db_url is None:
+        if not (settings.data_dir / "spanlink.db").is_file():
+            raise fail(f"no store in {settings.data_dir} (ingest documents first, or pass --data-dir)")
+        return
+    database = _sqlite_file(settings.db_url)
+    if database is not None and not database.is_file():
+        raise fail(f"no store at {settings.db_url} (ingest documents first, or pass --db)")
+    if not settings.data_dir.is_dir():
+        raise fail(f"no store in {settings.data_dir}: the vector files of {settings.db_url} live there")
 
 
 def open_service(settings: Any):  # noqa: ANN201, ANN001 - api.service.Service
@@ -58,6 +123,8 @@ def open_service(settings: Any):  # noqa: ANN201, ANN001 - api.service.Service
         return Service.open(settings)
     except (ner.NerError, StoreError, ValueError, ImportError) as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot open the store {settings.store_target()}: {exc.strerror or exc}") from None
 
 
 def _print_json(payload: Any) -> None:
@@ -136,22 +203,31 @@ def similar(
     vectors: VectorsOption = None,
     device: DeviceOption = None,
 ) -> None:
-    """Entities most similar to TEXT; one JSON line {"score", "entity"} per hit, best first."""
+    """Entities most similar to TEXT; one JSON line {"score", "entity"} per hit, best first.
+
+    The query is checked by the HTTP API's own request model, so TEXT, the span and the labels
+    follow one rule whichever way they come in.
+    """
+    from pydantic import ValidationError
+
+    from api.cli import check_text, validation_message
     from api.convert import entity_public
     from api.errors import ServiceError
+    from api.schemas import SimilarRequest
     from index import StoreError
 
-    if not text.strip():
-        raise fail("TEXT is empty")
-    if (start is None) != (end is None):
-        raise fail("give both --start and --end, or neither")
-    if start is not None and end is not None and not start < end <= len(text):
-        raise fail(f"--start/--end must satisfy 0 <= start < end <= {len(text)} (the text length)")
+    check_text(text, "TEXT")
+    try:
+        body = {"text": text, "start": start, "end": end, "k": k, "labels": label}
+        query = SimilarRequest.model_validate(body)
+    except ValidationError as exc:
+        raise fail(validation_message(exc)) from None
     settings = build_settings(data_dir=data_dir, model=model, db_url=db, vectors=vectors, device=device)
+    require_store(settings)
     service = open_service(settings)
     try:
-        span = (start, end) if start is not None and end is not None else None
-        hits = service.similar(text=text, span=span, k=k, labels=label or None)
+        span = (query.start, query.end) if query.start is not None and query.end is not None else None
+        hits = service.similar(text=query.text, span=span, k=query.k, labels=query.labels or None)
     except ServiceError as exc:
         raise fail(exc.message) from None
     except StoreError as exc:
@@ -176,6 +252,7 @@ def entity(
     from index import NotFound, StoreError
 
     settings = build_settings(data_dir=data_dir, db_url=db)
+    require_store(settings)
     try:
         store = open_store(settings)  # no model needed: the store knows its vector size
     except ServiceError as exc:

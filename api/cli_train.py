@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from api.cli import app, fail, load_model
+from api.cli import app, check_device, check_out_folder, fail, finite, load_model, save_model
 
 
 def _label_map(spec: str | None) -> dict[str, str | None] | None:
@@ -24,6 +25,27 @@ def _label_map(spec: str | None) -> dict[str, str | None] | None:
         source, target = item.split("=", 1)
         mapping[source.strip()] = target.strip() or None
     return mapping
+
+
+def _labels(spec: str) -> list[str]:
+    """ "PER, ORG" -> ["PER", "ORG"]; empty or repeated names would train a useless or ambiguous head."""
+    wanted = [label.strip() for label in spec.split(",")]
+    if not all(wanted):
+        raise fail(f"--labels takes comma-separated label names, got {spec!r}")
+    if len(set(wanted)) != len(wanted):
+        raise fail(f"--labels names a label twice: {spec!r}")
+    return wanted
+
+
+def _shifts(spec: str) -> list[float]:
+    """--shifts "0,0.5,1" -> [0.0, 0.5, 1.0]: at least one finite number (none would calibrate nothing)."""
+    try:
+        values = [float(v) for v in spec.split(",") if v.strip()]
+    except ValueError:
+        raise fail(f"--shifts takes comma-separated numbers, got {spec!r}") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise fail(f"--shifts takes comma-separated finite numbers, got {spec!r}")
+    return values
 
 
 def _read(files: list[Path], fmt: str, scheme: str, label_map: dict | None) -> dict[Path, list]:
@@ -59,8 +81,30 @@ def _pruning(span_model, threshold: float | None, off: bool) -> bool | None:  # 
     return True
 
 
+def _log_to_stderr(ctx: typer.Context) -> None:
+    """Show training progress (INFO logs) on stderr for the duration of the command only.
+
+    ``logging.basicConfig`` would leave a handler on the root logger bound to this command's stderr;
+    in-process callers (tests, notebooks) then got "--- Logging error ---" tracebacks from every later
+    log record once that stream was closed.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+    def restore() -> None:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+    ctx.call_on_close(restore)
+
+
 @app.command()
 def train(
+    ctx: typer.Context,
     train_files: Annotated[
         list[Path],
         typer.Option("--train", help="Training files (conll, .iob2, .jsonl); repeat one to oversample it."),
@@ -81,13 +125,20 @@ def train(
     epochs: Annotated[
         float,
         typer.Option(
-            min=0.0001, help="Passes over the data; may change on resume (re-stretches the LR decay)."
+            min=0.0001,
+            callback=finite,
+            help="Passes over the data; may change on resume (re-stretches the LR decay).",
         ),
     ] = 3.0,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    lr: Annotated[float, typer.Option(min=0.0, help="Encoder learning rate (AdamW).")] = 5e-5,
+    lr: Annotated[
+        float, typer.Option(min=0.0, callback=finite, help="Encoder learning rate (AdamW).")
+    ] = 5e-5,
     head_lr: Annotated[
-        float, typer.Option(min=0.0, help="Classifier, marker-row and boundary-head learning rate.")
+        float,
+        typer.Option(
+            min=0.0, callback=finite, help="Classifier, marker-row and boundary-head learning rate."
+        ),
     ] = 5e-4,
     negatives: Annotated[int, typer.Option(min=0, help="Negative spans sampled per sentence.")] = 32,
     entity_max_length: Annotated[
@@ -97,9 +148,11 @@ def train(
         int | None,
         typer.Option(min=16, help="Longest input in tokens [default: 256, or the trained model's]."),
     ] = None,
-    max_minutes: Annotated[float | None, typer.Option(help="Stop after this long; rerun to resume.")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option(min=0.0, callback=finite, help="Stop after this long; rerun to resume.")
+    ] = None,
     dev_sample: Annotated[
-        int, typer.Option(help="Dev sentences per file scored after each epoch (0 = all).")
+        int, typer.Option(min=0, help="Dev sentences per file scored after each epoch (0 = all).")
     ] = 500,
     seed: int = 0,
     device: Annotated[str | None, typer.Option(help="Defaults to cuda when available.")] = None,
@@ -114,14 +167,16 @@ def train(
     from ner.training import train as run_training
     from ner.training_data import prepare
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    _log_to_stderr(ctx)
+    check_device(device)
+    check_out_folder(out)
     mapping = _label_map(label_map)
     train_sets = _read(train_files, fmt, scheme, mapping)
     dev_sets = _read(dev_files or [], fmt, scheme, mapping)
     # A file named twice is read once and used twice: the way to oversample a language or domain.
     sentences = [s for path in train_files for s in train_sets[path]]
     found = sorted({span.label for s in sentences for span in s.spans})
-    wanted = [label.strip() for label in labels.split(",")] if labels else found
+    wanted = _labels(labels) if labels is not None else found
     if not wanted:
         raise fail("the training files hold no entities")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -173,7 +228,7 @@ def train(
     # The latest weights are always written, so a stopped run still leaves a usable model;
     # training itself resumes from OUT/trainer_state.pt, not from this folder.
     finish_markers(model)
-    model.save_pretrained(out / "model")
+    save_model(model, out / "model")
     if result["finished"]:
         typer.echo(f"model written to {out / 'model'}", err=True)
     else:
@@ -194,7 +249,7 @@ def evaluate(
     label_map: Annotated[str | None, typer.Option(help="Rename/drop gold labels: OTH=MISC,EVT=")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     limit: Annotated[
-        int, typer.Option(help="Score only this many sentences per file, spread out (0 = all).")
+        int, typer.Option(min=0, help="Score only this many sentences per file, spread out (0 = all).")
     ] = 0,
     device: Annotated[str | None, typer.Option()] = None,
     dtype: Annotated[str | None, typer.Option()] = None,
@@ -244,7 +299,7 @@ def calibrate(
     per_label: Annotated[
         bool, typer.Option("--per-label", help="Then tune each entity label's logit too (coordinate ascent).")
     ] = False,
-    limit: Annotated[int, typer.Option(help="Sentences per file, spread out (0 = all).")] = 0,
+    limit: Annotated[int, typer.Option(min=0, help="Sentences per file, spread out (0 = all).")] = 0,
     fmt: Annotated[str, typer.Option("--format", help="auto, conll, iob2 or jsonl.")] = "auto",
     scheme: Annotated[str, typer.Option(help="auto, iob1, iob2, bioes or bilou.")] = "auto",
     label_map: Annotated[str | None, typer.Option(help="Rename/drop gold labels: OTH=MISC,EVT=")] = None,
@@ -257,10 +312,8 @@ def calibrate(
     """Shift the 'O' logit (and with --per-label each label's) to the best mean dev F1; save to OUT."""
     from ner.calibration import DEFAULT_SHIFTS, calibrate_biases
 
-    try:
-        values = [float(v) for v in shifts.split(",") if v.strip()] if shifts else list(DEFAULT_SHIFTS)
-    except ValueError:
-        raise fail(f"--shifts takes comma-separated numbers, got {shifts!r}") from None
+    values = _shifts(shifts) if shifts is not None else list(DEFAULT_SHIFTS)
+    check_out_folder(out)
     read = _read(dev, fmt, scheme, _label_map(label_map))
     sets = {str(path): _spread(sentences, limit) for path, sentences in read.items()}
     span_model = load_model(model, device, None, False)
@@ -271,7 +324,7 @@ def calibrate(
         )
     except ValueError as exc:
         raise fail(str(exc)) from None
-    span_model.save_pretrained(out)
+    save_model(span_model, out)
     moved = ", ".join(f"{label} {value:+g}" for label, value in result.shifts.items()) or "nothing"
     typer.echo(f"shifted {moved} (mean dev F1 {result.mean_f1:.4f}); wrote {out}", err=True)
     report = {
@@ -300,13 +353,20 @@ def export_delta_command(
     from ner.base_encoder import KNOWN_SOURCE_SHA256
     from ner.default_model import export_delta
 
+    check_out_folder(out)
+    try:
+        text = card.read_text(encoding="utf-8") if card else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"cannot read the card {card}: {getattr(exc, 'strerror', None) or exc}") from None
     span_model = load_model(model, None, None, False)
     base = str(span_model.config.raw.get("encoder", {}).get("_name_or_path", ""))
     if "e5-small" not in Path(base).name:
         raise fail(f"{model} was not trained on the embedded e5-small base (its encoder is {base!r})")
     _pruning(span_model, prune_threshold, False)
-    text = card.read_text(encoding="utf-8") if card else ""
-    folder = export_delta(span_model, out, "e5-small", KNOWN_SOURCE_SHA256["e5-small"], text)
+    try:
+        folder = export_delta(span_model, out, "e5-small", KNOWN_SOURCE_SHA256["e5-small"], text)
+    except OSError as exc:
+        raise fail(f"cannot write {out}: {exc.strerror or exc}") from None
     size = sum(f.stat().st_size for f in folder.iterdir()) / 1e6
     typer.echo(f"wrote {folder} ({size:.1f} MB)", err=True)
 
@@ -321,10 +381,11 @@ def average(
     """Average the weights of fine-tuned relatives (same labels and shapes); calibrate the result again."""
     from ner.averaging import average_span_models
 
+    check_out_folder(out)
     loaded = [load_model(None if name == "default" else name, None, None, False) for name in models]
     try:
         averaged = average_span_models(loaded)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    averaged.save_pretrained(out)
+    save_model(averaged, out)
     typer.echo(f"averaged {len(loaded)} models into {out}; calibration shifts were reset", err=True)
