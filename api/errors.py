@@ -96,6 +96,8 @@ def _validation_message(errors: list[dict[str, Any]], body: Any) -> tuple[int, s
         if isinstance(key, str):
             where += f" (id {key!r})"
     message = str(first.get("msg", "invalid input")).removeprefix("Value error, ")
+    if first.get("type") == "string_unicode":  # pydantic's own words for a lone surrogate
+        message = "text is not valid Unicode (a lone surrogate such as \\ud800)"
     return 422, f"invalid {where}: {message}"
 
 

@@ -9,10 +9,12 @@ rather than 422 for an oversized request.
 
 from __future__ import annotations
 
+import math
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 MAX_ID = 2**63 - 1
 """Database ids are signed 64-bit integers; larger numbers are refused up front (422, not a 500)."""
@@ -27,10 +29,97 @@ def _json_integer(value: Any) -> Any:
     return value
 
 
+def _unicode_problem(value: str) -> str | None:
+    """Why a string cannot be stored: a lone surrogate (JSON's ``"\\ud800"``) or NUL, else None.
+
+    Lone surrogates cannot be encoded (the tokenizer and the database both fail on them); NUL ends
+    strings in C libraries and PostgreSQL refuses it in text. Every text field gets this check,
+    so every endpoint answers the same 422.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"is not valid Unicode ({exc.reason} at character {exc.start})"
+    if (at := value.find("\x00")) >= 0:
+        return f"holds a NUL character (at character {at})"
+    return None
+
+
+def _valid_text(value: str) -> str:
+    if problem := _unicode_problem(value):
+        raise ValueError(f"text {problem}")
+    return value
+
+
+def _valid_key(value: str) -> str:
+    """Ids: visible characters with no whitespace at either end (a key of only spaces is a typo)."""
+    _valid_text(value)
+    if not value.strip():
+        raise ValueError("must not be empty or only whitespace")
+    if value != value.strip():
+        raise ValueError("must not start or end with whitespace")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValueError("must not hold control characters")
+    return value
+
+
+def _valid_name(value: str) -> str:
+    """Entity names: the store's rule (a letter or digit, no control characters)."""
+    from index import name_problem
+
+    _valid_text(value)
+    if problem := name_problem(value):
+        raise ValueError(f"name {value!r} {problem}")
+    return value
+
+
+def _valid_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    """JSON that survives storage as given: finite numbers, valid strings, bounded nesting."""
+
+    def walk(item: Any, where: str, depth: int) -> None:
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels at {where}")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"metadata{where} is {item}: JSON numbers must be finite")
+        if isinstance(item, str) and (problem := _unicode_problem(item)):
+            raise ValueError(f"metadata{where} {problem}")
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if problem := _unicode_problem(key):
+                    raise ValueError(f"metadata key at {where or 'top level'} {problem}")
+                walk(inner, f"{where}.{key}", depth + 1)
+        elif isinstance(item, list):
+            for i, inner in enumerate(item):
+                walk(inner, f"{where}[{i}]", depth + 1)
+
+    walk(value, "", 0)
+    return value
+
+
+MAX_METADATA_DEPTH = 32
+"""Deepest nesting of document metadata (deeper JSON is refused, not stored)."""
+
+Text = Annotated[str, AfterValidator(_valid_text)]
+"""Free text: any Unicode but lone surrogates and NUL."""
+Key = Annotated[str, AfterValidator(_valid_key)]
+Name = Annotated[str, AfterValidator(_valid_name)]
+Metadata = Annotated[dict[str, Any], AfterValidator(_valid_metadata)]
+
+SPACES = r"\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+"""``str.strip``'s whitespace as the inside of a regex class. Patterns spell it out because ``\\s``
+differs between Python, JSON Schema (ECMA-262) and pydantic's Rust regex (``\\x85``, ``\\ufeff``)."""
+NON_BLANK = f"[^{SPACES}]"
+"""Holds a character that is not whitespace."""
+
 Integer = Annotated[int, BeforeValidator(_json_integer)]
-Id = Annotated[Integer, Field(ge=1, le=MAX_ID)]
-Offset = Annotated[Integer, Field(ge=0, le=MAX_ID)]
-Label = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
+# The bounds stand before the validator: after it, pydantic cannot place them on the integer and
+# the JSON schema said "ge"/"le" (not keywords) instead of "minimum"/"maximum" — no bounds at all.
+Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_json_integer)]
+Offset = Annotated[int, Field(ge=0, le=MAX_ID), BeforeValidator(_json_integer)]
+_LABEL_END = f"[^{SPACES}\\x00-\\x1f\\x7f]"
+LABEL_PATTERN = f"^{_LABEL_END}([^\\x00-\\x1f\\x7f]*{_LABEL_END})?$"
+"""No control character, no whitespace at either end."""
+Label = Annotated[str, Field(min_length=1, max_length=64, pattern=LABEL_PATTERN)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -44,7 +133,7 @@ class _Request(BaseModel):
 class ExtractRequest(_Request):
     """Texts to run NER on; nothing is stored."""
 
-    texts: list[str] = Field(min_length=1, description="Texts to analyse (each non-empty).")
+    texts: list[Text] = Field(min_length=1, description="Texts to analyse (each non-empty).")
     labels: list[Label] | None = Field(None, description="Keep only entities of these types.")
     min_score: Finite = Field(0.0, ge=0.0, le=1.0, description="Drop entities scoring below this.")
     embeddings: bool = Field(False, description="Add each entity's span embedding.")
@@ -97,11 +186,23 @@ def _check_texts(texts: list[str], where: str) -> None:
 
 def check_spans(text: str, mentions: list[MentionCreate], who: str) -> None:
     """Spans must lie inside the text, be non-empty and not overlap (they are linked as given)."""
+    from index import name_problem
+
     for m in mentions:
         if not m.start < m.end <= len(text):
             raise ValueError(
                 f"{who}: mention ({m.start}, {m.end}) must satisfy 0 <= start < end <= {len(text)} "
                 "(the text length)"
+            )
+        span = text[m.start : m.end]
+        if problem := name_problem(span):
+            raise ValueError(f"{who}: mention ({m.start}, {m.end}) {span!r} {problem}")
+        if span != span.strip():
+            start = m.start + len(span) - len(span.lstrip())
+            end = m.end - (len(span) - len(span.rstrip()))
+            raise ValueError(
+                f"{who}: mention ({m.start}, {m.end}) {span!r} has whitespace at its ends; "
+                f"give ({start}, {end})"
             )
     ordered = sorted(mentions, key=lambda m: (m.start, m.end))
     for a, b in zip(ordered, ordered[1:]):
@@ -112,12 +213,14 @@ def check_spans(text: str, mentions: list[MentionCreate], who: str) -> None:
 class DocumentCreate(_Request):
     """A document to extract, link and store. The same ``id`` again replaces the stored version."""
 
-    id: str | None = Field(
+    id: Key | None = Field(
         None, min_length=1, max_length=512, description="Your key for the document; generated when absent."
     )
-    text: str = Field(min_length=1)
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Any JSON object, stored as given.")
-    language: str | None = Field(None, min_length=1, max_length=32)
+    text: Text = Field(min_length=1)
+    metadata: Metadata = Field(
+        default_factory=dict, description="Any JSON object (finite numbers), stored as given."
+    )
+    language: Key | None = Field(None, min_length=1, max_length=32)
     mentions: list[MentionCreate] | None = Field(
         None, description="Known mentions: NER is skipped and exactly these spans are linked."
     )
@@ -188,7 +291,7 @@ class DocumentDeleted(BaseModel):
 class LinkRequest(_Request):
     """A text and optionally its mentions, to link against the stored entities without storing."""
 
-    text: str = Field(min_length=1)
+    text: Text = Field(min_length=1)
     mentions: list[MentionCreate] | None = Field(None, description="Known mentions; absent runs NER.")
 
     @model_validator(mode="after")
@@ -266,22 +369,29 @@ class EntityDetail(EntityPublic):
     mentions: list[MentionSample]
 
 
+CURSOR_PATTERN = r"^[0-9]{1,19}\.[0-9]{1,19}$"
+"""A search page's position: the last entity's mention count and id (opaque to clients)."""
+
+
 class EntitiesPublic(BaseModel):
-    """A page of entities."""
+    """A page of entities, how many match in all, and where the next page starts."""
 
     data: list[EntityPublic]
-    count: int
+    count: int = Field(description="Entities matching the query over all pages (not the page size).")
+    next: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page.", pattern=CURSOR_PATTERN
+    )
 
 
 class SimilarRequest(_Request):
     """A similarity query: exactly one of ``text``, ``entity_id`` or ``vector``."""
 
-    text: str | None = Field(None, min_length=1, description="A name, or a text with `start`/`end`.")
+    text: Text | None = Field(None, min_length=1, description="A name, or a text with `start`/`end`.")
     start: Offset | None = Field(None, description="With `text`: the mention's span in it.")
     end: Offset | None = None
     entity_id: Id | None = Field(None, description="Entities similar to this one (itself excluded).")
     vector: list[Finite] | None = Field(None, min_length=1, description="A query vector of the index's size.")
-    k: Integer = Field(10, ge=1, le=MAX_ID, description="Number of hits (at most the configured max_k).")
+    k: Id = Field(10, description="Number of hits (at most the configured max_k).")
     labels: list[Label] | None = Field(None, description="Keep only entities of these types.")
 
     @model_validator(mode="after")
@@ -337,7 +447,7 @@ class SplitRequest(_Request):
     """Mentions of the entity in the path that become a new entity."""
 
     mention_ids: list[Id] = Field(min_length=1)
-    name: str | None = Field(None, min_length=1, max_length=512, description="Defaults to a moved mention.")
+    name: Name | None = Field(None, min_length=1, max_length=512, description="Defaults to a moved mention.")
     label: Label | None = Field(None, description="Defaults to the old entity's type.")
 
 

@@ -74,6 +74,32 @@ class LinkedSpan:
     link_score: float | None
 
 
+def nameable(text: str) -> bool:
+    """Whether a span can name an entity: it holds a letter or digit (not just "—" or a zero-width space)."""
+    from index import name_problem
+
+    return name_problem(text) is None
+
+
+def _doc_name(index: int, key: str) -> str:
+    return f"documents[{index}] (id {key!r})"
+
+
+@contextlib.contextmanager
+def _document_errors(index: int, key: str) -> Iterator[None]:
+    """Name the batch document at fault in errors raised while linking and storing it."""
+    from index import InvalidInput
+    from linking.linker import LinkingError
+
+    try:
+        yield
+    except InvalidInput as exc:
+        detail = {"document": index, "id": key, **exc.context}
+        raise ServiceError(422, f"{_doc_name(index, key)}: {exc.message}", detail) from exc
+    except LinkingError as exc:
+        raise ServiceError(422, f"{_doc_name(index, key)}: {exc}", {"document": index, "id": key}) from exc
+
+
 @contextlib.contextmanager
 def _linking_errors() -> Iterator[None]:
     from linking.linker import LinkingError
@@ -109,13 +135,15 @@ class Service:
                 raise LinkingError(f"link_settings: {exc}") from None
             self.linker = Linker(store, model, link_settings, embedder=embedder)
         self.write_lock = threading.Lock()
+        self._known_labels: set[str] = set(model.labels) | set(store.labels())
         # Hooks for the metrics layer: NER texts per model call, documents stored per request.
         self.on_batch: Callable[[int], None] | None = None
         self.on_ingest: Callable[[int], None] | None = None
         self.batcher = MicroBatcher(
-            self._extract_batch,
+            start=self._start_extract,
             max_wait_s=settings.batch_wait_ms / 1000,
             max_texts=settings.batch_max_texts,
+            step_units=settings.step_batches,
             on_batch=lambda n: self.on_batch(n) if self.on_batch else None,
         )
 
@@ -131,7 +159,7 @@ class Service:
         import ner
         from linking.embedding import make_embedder
 
-        model = ner.load(settings.model, device=settings.device)
+        model = ner.load(settings.model, device=settings.device, backend=settings.backend)
         embedder = make_embedder(settings.vectors, model)
         store = open_store(settings, embedder.dim)
         try:
@@ -152,8 +180,10 @@ class Service:
 
     # -- NER --------------------------------------------------------------------------------------
 
-    def _extract_batch(self, texts: list[str], embeddings: bool) -> list[list[Any]]:
-        return self.model.extract(texts, embeddings=embeddings, strip_spaces=True)
+    def _start_extract(self, texts: list[str], embeddings: bool) -> Any:
+        """Plan the batcher's extract call (``ner.ExtractJob``); its worker runs it in bounded steps,
+        so a long document does not hold up the requests that arrive while it runs."""
+        return self.model.start_extract(texts, embeddings=embeddings, strip_spaces=True)
 
     def extract(
         self,
@@ -194,12 +224,13 @@ class Service:
     # -- documents --------------------------------------------------------------------------------
 
     def ingest(self, documents: Sequence[DocumentSpec]) -> list[Ingested]:
-        """Extract (where no mentions are given), link and store documents, in order.
+        """Extract (where no mentions are given), link and store documents, in order: all or none.
 
-        Everything that can be checked without writing is checked first (duplicate ids here, the
-        rest by the request schemas), and NER runs before the first write. If a store write still
-        fails part-way, the documents this call newly created are deleted again; documents it
-        replaced keep their new version (the store has no multi-document transaction).
+        Everything that can be checked without writing is checked first (duplicate ids and labels
+        here, the rest by the request schemas), and NER runs before the first write. The writes
+        of the whole batch are one store transaction (``Linker.transaction``): if any document
+        fails, the store and the linker's cache are as they were, replaced documents included,
+        and the error names the document.
         """
         from linking.linker import DocumentIn, MentionIn
 
@@ -213,32 +244,54 @@ class Service:
                     {"id": key},
                 )
             seen[key] = i
+        for i, d in enumerate(documents):
+            if d.mentions is not None:
+                self.check_labels([m.label for m in d.mentions], allow_new=True, where=_doc_name(i, ids[i]))
         need = [i for i, d in enumerate(documents) if d.mentions is None]
         found = self.extract([documents[i].text for i in need]) if need else []
         mentions: dict[int, list[Any]] = {
-            i: [MentionIn(e.start, e.end, e.label, float(e.score)) for e in entities]
+            i: [MentionIn(e.start, e.end, e.label, float(e.score)) for e in entities if nameable(e.text)]
             for i, entities in zip(need, found)
         }
         for i, d in enumerate(documents):
             if d.mentions is not None:
                 mentions[i] = [MentionIn(m.start, m.end, m.label) for m in d.mentions]
         out: list[Ingested] = []
-        with self.write_lock, _linking_errors():
-            try:
-                for i, (key, d) in enumerate(zip(ids, documents)):
-                    doc = DocumentIn(key, d.text, mentions[i], language=d.language, metadata=d.metadata)
+        with self.write_lock, self.linker.transaction():
+            for i, (key, d) in enumerate(zip(ids, documents)):
+                doc = DocumentIn(key, d.text, mentions[i], language=d.language, metadata=d.metadata)
+                with _document_errors(i, key):
                     result = self.linker.ingest_one(doc)
                     stored = self.store.get_document(result.document_id)
-                    out.append(Ingested(key, result.replaced, stored))
-            except BaseException:
-                for done in out:
-                    if not done.replaced:
-                        with contextlib.suppress(Exception):
-                            self._delete_locked(done.id)
-                raise
+                out.append(Ingested(key, result.replaced, stored))
+        self._known_labels.update(m.label for d in out for m in d.document.mentions)
         if self.on_ingest is not None:
             self.on_ingest(len(out))
         return out
+
+    def check_labels(self, labels: Sequence[str], *, allow_new: bool, where: str) -> None:
+        """Refuse labels that differ from a known one only by case ("per" for "PER"), and, unless
+        ``allow_new``, labels that are neither the model's nor in the store.
+
+        Given mentions may bring new types (gold annotations such as BSNLP's EVT or PRO); a split
+        or a filter may not invent one. Known = the model's labels and those stored so far.
+        """
+        known = self._known_labels
+        by_fold = {label.casefold(): label for label in sorted(known)}
+        for label in labels:
+            if label in known:
+                continue
+            match = by_fold.get(label.casefold())
+            if match is not None:
+                raise ServiceError(
+                    422, f"{where}: unknown label {label!r}; did you mean {match!r}?", {"label": label}
+                )
+            if not allow_new:
+                raise ServiceError(
+                    422,
+                    f"{where}: unknown label {label!r}; known labels are {sorted(known)}",
+                    {"label": label, "allowed": sorted(known)},
+                )
 
     def get_document(self, external_id: str) -> DocumentPublic:
         """The stored document. Raises ``index.NotFound``."""
@@ -303,10 +356,18 @@ class Service:
         return entity_mentions(self.store, entity, limit)
 
     def search_entities(
-        self, query: str, *, labels: Sequence[str] | None, limit: int, offset: int
-    ) -> list[EntityPublic]:
-        """Entities whose name or an alias starts with ``query`` (normalized), most mentioned first."""
-        return self.store.search_entities(query, labels=labels, limit=limit, offset=offset)
+        self,
+        query: str,
+        *,
+        labels: Sequence[str] | None,
+        limit: int,
+        offset: int = 0,
+        after: tuple[int, int] | None = None,
+    ) -> tuple[list[EntityPublic], int]:
+        """A page of entities whose name or an alias starts with ``query`` (normalized), most mentioned
+        first, and how many match over all pages; ``after`` is the previous page's last
+        ``(mention_count, id)``."""
+        return self.store.search_page(query, labels=labels, limit=limit, offset=offset, after=after)
 
     def similar(
         self,
@@ -362,6 +423,8 @@ class Service:
         mentions give ``NotFound`` (404), mentions of other entities ``InvalidInput`` (422), both
         from the store, which checks them inside the transaction.
         """
+        if label is not None:
+            self.check_labels([label], allow_new=False, where="label")
         with self.write_lock, _linking_errors():
             entity = self.store.get_entity(entity_id)
             if name is None:

@@ -1,7 +1,8 @@
 """``snapshot(store)``: everything a store holds, as plain values, to assert "nothing changed".
 
 Rows of every table (ids, texts, counts, vector blobs, metadata) and what FAISS answers for a few
-fixed probe vectors (every id with its score), so a leftover row or a FAISS entry that moved
+fixed probe vectors (every id with its score; equal scores in id order, since FAISS orders ties
+by storage slot and a restored vector may sit in another slot), so a leftover row or a FAISS entry that moved
 shows up as a difference.
 """
 
@@ -27,16 +28,22 @@ def snapshot(store: Store) -> dict[str, Any]:
     stats = store.stats()
     for probe in probes:
         out.setdefault("faiss_entities", []).append(
-            [
-                (hit.entity.id, round(hit.score, 5))
-                for hit in store.similar_entities(probe, k=stats.entities + 1)
-            ]
+            sorted(
+                (
+                    (hit.entity.id, round(hit.score, 5))
+                    for hit in store.similar_entities(probe, k=stats.entities + 1)
+                ),
+                key=lambda pair: (-pair[1], pair[0]),
+            )
         )
         out.setdefault("faiss_mentions", []).append(
-            [
-                (hit.mention.id, round(hit.score, 5))
-                for hit in store.similar_mentions(probe, k=stats.mentions + 1)
-            ]
+            sorted(
+                (
+                    (hit.mention.id, round(hit.score, 5))
+                    for hit in store.similar_mentions(probe, k=stats.mentions + 1)
+                ),
+                key=lambda pair: (-pair[1], pair[0]),
+            )
         )
     out["faiss_ids"] = {kind: store.faiss_ids(kind).tolist() for kind in ("entities", "mentions")}
     return out
