@@ -130,7 +130,6 @@ class MicroBatcher:
         self.start: StartFn = start if start is not None else (lambda texts, emb: _WholeCall(fn, texts, emb))
         self.max_wait_s, self.max_texts, self.on_batch = max_wait_s, max_texts, on_batch
         self.step_units = step_units
-        self.steps_run = 0  # steps the worker has run (tests observe the interleaving through it)
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="spanlink-extract", daemon=True)
@@ -238,7 +237,6 @@ class MicroBatcher:
     def _step(self, current: _Running, running: deque[_Running]) -> bool:
         """Run one step of ``current``; deliver its results when done. True when it needs no more steps."""
         try:
-            self.steps_run += 1
             if not current.work.step(self.step_units):
                 return False
             results = current.work.result()

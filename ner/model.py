@@ -8,7 +8,9 @@ but the work is organised differently:
 * windows are sorted by cost and packed into batches up to a token budget;
 * each batch runs its text once and then all its marker pairs against the cached text keys and
   values (`ner.encoder`), in chunks when there are many;
-* span embeddings are means of the text states of the same pass, so they cost nothing extra.
+* span embeddings are means of the text states of the same pass, so they cost nothing extra;
+* a call can run in steps of one batch (`start_extract` -> `ExtractJob`), so that a server can
+  interleave a long document with short requests; `extract` is that loop run to the end.
 """
 
 from __future__ import annotations
