@@ -56,6 +56,11 @@ class ServiceSettings(BaseSettings):
         description="NER model: SpanMarker checkpoint folder or hub id. None loads the embedded default.",
     )
     device: str | None = Field(None, description="Torch device for the model: cpu, cuda, ...")
+    backend: str | None = Field(
+        None,
+        description="NER backend: torch, or onnx (ONNX Runtime, CPU; needs spanlink[onnx]). None: onnx for "
+        "a `spanlink export` folder, torch otherwise.",
+    )
     vectors: str = Field(
         "surface",
         description="Mention vectors for linking: span, surface or mix (as `spanlink ingest --vectors`). "
@@ -81,6 +86,13 @@ class ServiceSettings(BaseSettings):
         5.0, ge=0, description="How long the extract queue waits for more requests to batch together."
     )
     batch_max_texts: int = Field(64, ge=1, description="Most texts in one batched model call.")
+    step_batches: int = Field(
+        1,
+        ge=0,
+        description="Model batches (each within the model's token budget) the NER worker runs for one "
+        "request before it turns to the others waiting; 0 runs each request whole, so that one long "
+        "document holds up every other request.",
+    )
     request_timeout_s: float = Field(
         300.0, gt=0, description="How long a request waits for the model before a 503."
     )
