@@ -78,6 +78,9 @@ def check_store_folder(settings: Any) -> None:  # noqa: ANN401 - ServiceSettings
     folder = settings.data_dir
     if folder.exists() and not folder.is_dir():
         raise fail(f"--data-dir {folder} is not a folder")
+    existing = next((parent for parent in folder.absolute().parents if parent.exists()), None)
+    if not folder.exists() and existing is not None and not existing.is_dir():
+        raise fail(f"--data-dir {folder} cannot be created: {existing} is not a folder")
     database = folder / "spanlink.db"
     if settings.db_url is None and database.exists() and not database.is_file():
         raise fail(f"{database} is not a file")
