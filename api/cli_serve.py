@@ -23,7 +23,7 @@ DataDirOption = Annotated[
     typer.Option(
         "--data-dir",
         help="Store folder (spanlink.db + FAISS files), the same for every command "
-        f"[default: $SPANLINK_DATA_DIR or {default_data_dir()}]",
+        f"(default: {default_data_dir()}, or $SPANLINK_DATA_DIR).",
     ),
 ]
 ModelOption = Annotated[
@@ -112,18 +112,23 @@ def require_store(settings: Any) -> None:  # noqa: ANN401 - ServiceSettings
     database = _sqlite_file(settings.db_url)
     if database is not None and not database.is_file():
         raise fail(f"no store at {settings.db_url} (ingest documents first, or pass --db)")
+    if settings.db_url.startswith("postgresql"):
+        return  # vectors live in the database: no folder to check
     if not settings.data_dir.is_dir():
         raise fail(f"no store in {settings.data_dir}: the vector files of {settings.db_url} live there")
 
 
-def open_service(settings: Any):  # noqa: ANN201, ANN001 - api.service.Service
-    """`Service.open` with CLI-style errors (a missing default model is one line, not a traceback)."""
+def open_service(settings: Any, *, owner: bool = True):  # noqa: ANN201, ANN001 - api.service.Service
+    """`Service.open` with CLI-style errors (a missing default model is one line, not a traceback).
+
+    ``owner=False`` for read-only commands: they may run beside the service that owns an embedded store.
+    """
     import ner
     from api.service import Service
     from index import StoreError
 
     try:
-        return Service.open(settings)
+        return Service.open(settings, owner=owner)
     except (ner.NerError, StoreError, ValueError, ImportError) as exc:
         raise fail(str(exc)) from None
     except OSError as exc:
@@ -159,11 +164,21 @@ def serve(
             "--get", help="Run one GET request in-process, print the response and exit (no server)."
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes (uvicorn). More than one needs the PostgreSQL store (--db postgresql+psycopg://...).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs) on the embedded defaults."""
     settings = build_settings(
         data_dir=data_dir, model=model, db_url=db, vectors=vectors, device=device, api_key=api_key
     )
+    if workers > 1:
+        _serve_workers(settings, host, port, workers)
+        return
     service = open_service(settings)
     from api.main import create_app
 
@@ -189,6 +204,42 @@ def serve(
         f"spanlink: serving {settings.store_target()} on http://{host}:{port} (docs at /docs)", err=True
     )
     uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+def _serve_workers(settings: Any, host: str, port: int, workers: int) -> None:  # noqa: ANN401
+    """``--workers N``: N uvicorn worker processes, each with its own service, on one shared store.
+
+    Only the PostgreSQL store can be shared: the embedded store's FAISS indexes and linker cache
+    live in one process, so N workers on it would found duplicate entities and miss each other's
+    vectors. The workers build their settings from the environment, so the options go there.
+    """
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    if settings.db_url is None or make_url(settings.db_url).get_backend_name() != "postgresql":
+        raise fail(
+            f"--workers {workers} needs the PostgreSQL store: the embedded store ({settings.store_target()}) "
+            "has one owner process. Move it with `spanlink migrate --from sqlite:///.../spanlink.db "
+            "--to postgresql+psycopg://...` and serve with --db postgresql+psycopg://..."
+        )
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        elif isinstance(value, dict):
+            value = json.dumps(value)
+        os.environ[f"SPANLINK_{name.upper()}"] = str(value)
+    import uvicorn
+
+    typer.echo(
+        f"spanlink: serving {make_url(settings.db_url).render_as_string(hide_password=True)} on "
+        f"http://{host}:{port} with {workers} workers (docs at /docs)",
+        err=True,
+    )
+    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
 
 
 @app.command()
@@ -227,7 +278,7 @@ def similar(
         raise fail(validation_message(exc)) from None
     settings = build_settings(data_dir=data_dir, model=model, db_url=db, vectors=vectors, device=device)
     require_store(settings)
-    service = open_service(settings)
+    service = open_service(settings, owner=False)
     try:
         span = (query.start, query.end) if query.start is not None and query.end is not None else None
         hits = service.similar(text=query.text, span=span, k=query.k, labels=query.labels or None)
@@ -257,7 +308,7 @@ def entity(
     settings = build_settings(data_dir=data_dir, db_url=db)
     require_store(settings)
     try:
-        store = open_store(settings)  # no model needed: the store knows its vector size
+        store = open_store(settings, owner=False)  # no model needed: the store knows its vector size
     except ServiceError as exc:
         raise fail(exc.message) from None
     except StoreError as exc:

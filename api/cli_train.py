@@ -142,11 +142,11 @@ def train(
     ] = 5e-4,
     negatives: Annotated[int, typer.Option(min=0, help="Negative spans sampled per sentence.")] = 32,
     entity_max_length: Annotated[
-        int | None, typer.Option(min=1, help="Longest span in words [default: 8, or the trained model's].")
+        int | None, typer.Option(min=1, help="Longest span in words (default: 8, or the trained model's).")
     ] = None,
     model_max_length: Annotated[
         int | None,
-        typer.Option(min=16, help="Longest input in tokens [default: 256, or the trained model's]."),
+        typer.Option(min=16, help="Longest input in tokens (default: 256, or the trained model's)."),
     ] = None,
     max_minutes: Annotated[
         float | None, typer.Option(min=0.0, callback=finite, help="Stop after this long; rerun to resume.")
@@ -294,7 +294,7 @@ def calibrate(
     out: Annotated[Path, typer.Option(help="Folder for the calibrated SpanMarker checkpoint.")],
     shifts: Annotated[
         str | None,
-        typer.Option(help="Comma-separated values to add to the 'O' logit [default: -0.5 to 3 by 0.5]."),
+        typer.Option(help="Comma-separated values to add to the 'O' logit (default: -0.5 to 3 by 0.5)."),
     ] = None,
     per_label: Annotated[
         bool, typer.Option("--per-label", help="Then tune each entity label's logit too (coordinate ascent).")
