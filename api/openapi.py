@@ -22,12 +22,136 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import compile_path
 
+from api.schemas import MAX_ID, SPACES
+
 ASSETS_URL = "/-/docs-assets"
 """Where the Swagger UI and ReDoc files are served."""
 
 AUTH_STATUSES = ("401", "403")
 BODY_STATUSES = ("400", "413", "415")
 """Errors only an operation with a request body can give: bad JSON, too large, not JSON."""
+
+
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+TEXT_PATTERN = f"^[^\\x00]*[^\\x00{SPACES}][^\\x00]*$"
+"""Texts: a non-space character, no NUL (``api.schemas`` checks both, with messages of its own)."""
+KEY_PATTERN = f"^[^{_CONTROL}{SPACES}]([^{_CONTROL}]*[^{_CONTROL}{SPACES}])?$"
+"""Document ids and languages: no control character, no whitespace at either end."""
+_NAME_CONTROL = r"\x00-\x08\x0e-\x1f\x7f-\x9f"  # index.records: tabs and newlines may stand in a name
+NAME_PATTERN = f"^[^{_NAME_CONTROL}]*[^{_NAME_CONTROL}{SPACES}][^{_NAME_CONTROL}]*$"
+"""Entity names: no control character; the server also wants a letter or digit (no portable regex)."""
+
+STATIC_FACETS: dict[tuple[str, ...], dict[str, Any]] = {
+    ("ExtractRequest", "texts", "items"): {"pattern": TEXT_PATTERN},
+    ("DocumentCreate", "text"): {"pattern": TEXT_PATTERN},
+    ("DocumentCreate", "id", "anyOf", "0"): {"pattern": KEY_PATTERN},
+    ("DocumentCreate", "language", "anyOf", "0"): {"pattern": KEY_PATTERN},
+    ("LinkRequest", "text"): {"pattern": TEXT_PATTERN},
+    ("SimilarRequest", "text", "anyOf", "0"): {"pattern": TEXT_PATTERN},
+    ("SimilarRequest", "vector", "anyOf", "0"): {"contains": {"not": {"const": 0}}},
+    ("SplitRequest", "name", "anyOf", "0"): {"pattern": NAME_PATTERN},
+    ("MentionCreate", "end"): {"minimum": 1},  # start >= 0 and start < end
+}
+"""Constraints the request models enforce in validators (whose messages say more than a pattern's
+would) stated in the document: ``(schema, property, path inside it...) -> keywords``. The patterns
+are pinned to those validators by ``tests/api/test_service_contract.py``."""
+
+NO_NUL = "^[^\\x00]*$"
+METADATA_VALUE: dict[str, Any] = {
+    "description": "Any JSON value whose strings (and keys) hold no NUL character.",
+    "anyOf": [
+        {"type": "string", "pattern": NO_NUL},
+        {"type": ["number", "boolean", "null"]},
+        {"type": "array", "items": {"$ref": "#/components/schemas/MetadataValue"}},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": NO_NUL},
+            "additionalProperties": {"$ref": "#/components/schemas/MetadataValue"},
+        },
+    ],
+}
+"""Document metadata, recursively (``api.schemas`` also bounds its nesting, at 32 levels)."""
+
+SIMILAR_QUERY: dict[str, Any] = {
+    "oneOf": [
+        {"required": [name], "properties": {name: {"type": kind}}}
+        for name, kind in (("text", "string"), ("entity_id", "integer"), ("vector", "array"))
+    ],
+    "allOf": [
+        {
+            "if": {"required": ["start"], "properties": {"start": {"type": "integer"}}},
+            "then": {
+                "required": ["end", "text"],
+                "properties": {"end": {"type": "integer"}, "text": {"type": "string"}},
+            },
+        },
+        {
+            "if": {"required": ["end"], "properties": {"end": {"type": "integer"}}},
+            "then": {"required": ["start"], "properties": {"start": {"type": "integer"}}},
+        },
+    ],
+}
+"""Exactly one of ``text``, ``entity_id``, ``vector``; ``start`` and ``end`` together, with ``text``."""
+
+
+def _link(operation_id: str, parameters: dict[str, str] | None = None, body: Any = None) -> dict[str, Any]:
+    link: dict[str, Any] = {"operationId": operation_id}
+    if parameters:
+        link["parameters"] = parameters
+    if body is not None:
+        link["requestBody"] = body
+    return link
+
+
+_FIRST_DOCUMENT = "$response.body#/documents/0"
+_FIRST_MENTION = f"{_FIRST_DOCUMENT}/mentions/0"
+LINKS: dict[str, dict[str, dict[str, Any]]] = {
+    "documents-create_documents": {
+        "ReadDocument": _link("documents-read_document", {"document_id": f"{_FIRST_DOCUMENT}/id"}),
+        "DeleteDocument": _link("documents-delete_document", {"document_id": f"{_FIRST_DOCUMENT}/id"}),
+        "ReadEntity": _link("entities-read_entity", {"entity_id": f"{_FIRST_MENTION}/entity_id"}),
+        "SimilarEntities": _link(
+            "entities-similar_entities", body={"entity_id": f"{_FIRST_MENTION}/entity_id"}
+        ),
+        "SplitEntity": _link(
+            "entities-split_entity",
+            {"entity_id": f"{_FIRST_MENTION}/entity_id"},
+            {"mention_ids": [f"{_FIRST_MENTION}/id"]},
+        ),
+    },
+    "entities-search_entities": {
+        "ReadEntity": _link("entities-read_entity", {"entity_id": "$response.body#/data/0/id"}),
+        "NextPage": _link(
+            "entities-search_entities", {"q": "$request.query.q", "cursor": "$response.body#/next"}
+        ),
+    },
+    "entities-read_entity": {
+        "SimilarEntities": _link("entities-similar_entities", body={"entity_id": "$response.body#/id"}),
+        "SplitEntity": _link(
+            "entities-split_entity",
+            {"entity_id": "$response.body#/id"},
+            {"mention_ids": ["$response.body#/mentions/0/id"]},
+        ),
+        "ReadDocument": _link(
+            "documents-read_document", {"document_id": "$response.body#/mentions/0/document_id"}
+        ),
+    },
+    "entities-split_entity": {
+        "ReadEntity": _link("entities-read_entity", {"entity_id": "$response.body#/id"}),
+        "MergeBack": _link(
+            "entities-merge_entity", {"entity_id": "$request.path.entity_id"}, {"other": "$response.body#/id"}
+        ),
+    },
+    "entities-merge_entity": {
+        "ReadEntity": _link("entities-read_entity", {"entity_id": "$response.body#/id"}),
+    },
+    "documents-read_document": {
+        "ReadEntity": _link("entities-read_entity", {"entity_id": "$response.body#/mentions/0/entity_id"}),
+        "DeleteDocument": _link("documents-delete_document", {"document_id": "$response.body#/id"}),
+    },
+}
+"""OpenAPI links of each operation's 200 response: how a client (and schemathesis's stateful phase)
+walks ingest -> read -> similar -> split -> merge back -> delete with ids the service returned."""
 
 
 def assets_dir() -> str:
@@ -75,6 +199,78 @@ def _operations(schema: dict[str, Any]) -> Iterable[tuple[str, str, dict[str, An
                 yield path, method, operation
 
 
+def _facet(schemas: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
+    node: Any = schemas.get(path[0])
+    for i, key in enumerate(path[1:]):
+        if node is None:
+            return None
+        node = (
+            node.get("properties", {}).get(key)
+            if i == 0
+            else (node[int(key)] if isinstance(node, list) else node.get(key))
+        )
+    return node if isinstance(node, dict) else None
+
+
+def _runtime_facets(service: Any) -> dict[tuple[str, ...], dict[str, Any]]:
+    """What only the open service knows: the model's labels, ``max_k``, the vector size."""
+    return {
+        ("ExtractRequest", "labels", "anyOf", "0", "items"): {"enum": sorted(service.model.labels)},
+        # The server also takes labels stored by earlier ingests; the model's are the ones always taken.
+        ("SplitRequest", "label", "anyOf", "0"): {"enum": sorted(service.model.labels)},
+        ("SimilarRequest", "k"): {"maximum": service.settings.max_k},
+        ("SimilarRequest", "vector", "anyOf", "0"): {
+            "minItems": service.store.dim,
+            "maxItems": service.store.dim,
+        },
+    }
+
+
+def state_constraints(schemas: dict[str, Any], service: Any = None) -> None:
+    """Write the validators' and the running service's constraints into the component schemas."""
+    facets = dict(STATIC_FACETS)
+    if service is not None:
+        for path, keywords in _runtime_facets(service).items():
+            facets[path] = {**facets.get(path, {}), **keywords}
+    for path, keywords in facets.items():
+        node = _facet(schemas, path)
+        if node is not None:
+            node.update(keywords)
+    if "SimilarRequest" in schemas:
+        schemas["SimilarRequest"].update(SIMILAR_QUERY)
+    if "DocumentCreate" in schemas:
+        schemas["MetadataValue"] = METADATA_VALUE
+        schemas["DocumentCreate"]["properties"]["metadata"].update(
+            {
+                "propertyNames": {"pattern": NO_NUL},
+                "additionalProperties": {"$ref": "#/components/schemas/MetadataValue"},
+            }
+        )
+
+
+BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
+def integer_bounds(node: Any) -> None:
+    """Give integer schemas integer bounds again (in place).
+
+    FastAPI's OpenAPI model types bounds as floats: ``le=2**63 - 1`` came out as
+    ``9.223372036854776e+18``, which is 2**63, one more than the largest id the server accepts.
+    A float bound of an integer schema is an integer bound that went through a float; above
+    ``MAX_ID`` it can only be ``MAX_ID`` rounded up.
+    """
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            for key in BOUNDS:
+                if isinstance(node.get(key), float) and node[key].is_integer():
+                    node[key] = min(int(node[key]), MAX_ID)
+        for value in node.values():
+            integer_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            integer_bounds(value)
+
+
 def tailor(schema: dict[str, Any], *, api_key: bool, service: Any = None) -> dict[str, Any]:
     """Make the generated document state what this service enforces (in place; returns it).
 
@@ -86,6 +282,8 @@ def tailor(schema: dict[str, Any], *, api_key: bool, service: Any = None) -> dic
     """
     for _path, _method, operation in _operations(schema):
         responses = operation["responses"]
+        if (links := LINKS.get(operation.get("operationId", ""))) and "200" in responses:
+            responses["200"]["links"] = links
         if not api_key:
             operation.pop("security", None)
         if "security" not in operation:
@@ -96,6 +294,8 @@ def tailor(schema: dict[str, Any], *, api_key: bool, service: Any = None) -> dic
                 responses.pop(status, None)
     if not api_key:
         schema.get("components", {}).pop("securitySchemes", None)
+    state_constraints(schema.get("components", {}).get("schemas", {}), service)
+    integer_bounds(schema)
     return schema
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.convert import entity_detail, entity_public
 from api.deps import EntityDep, JsonBody, ServiceDep, WriteAccess
+from api.errors import ServiceError
 from api.schemas import (
     CURSOR_PATTERN,
     MAX_ID,
@@ -18,6 +19,7 @@ from api.schemas import (
     EntityHit,
     EntityHits,
     EntityPublic,
+    ErrorPublic,
     Label,
     MergedEntity,
     MergeRequest,
@@ -25,6 +27,7 @@ from api.schemas import (
     SplitRequest,
 )
 from index import EntityPublic as IndexEntity
+from index import InvalidInput
 
 router = APIRouter(prefix="/entities", tags=["entities"])
 
@@ -61,7 +64,8 @@ def search_entities(
             description="Name or alias prefix (any case); must hold a non-space character.",
         ),
     ],
-    label: Annotated[list[Label] | None, Query(description="Keep only these types (repeatable).")] = None,
+    # A list, not "list or null": a query parameter cannot be null, and the schema should not say so.
+    label: Annotated[list[Label], Query(description="Keep only these types (repeatable).")] = [],  # noqa: B006
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 20,
     cursor: Annotated[
         str | None,
@@ -78,11 +82,23 @@ def search_entities(
     """
     # One entity more than the page tells whether there is a next page.
     found, total = service.search_entities(
-        q, labels=label, limit=limit + 1, offset=offset, after=parse_cursor(cursor)
+        q, labels=label or None, limit=limit + 1, offset=offset, after=parse_cursor(cursor)
     )
     page = found[:limit]
     following = make_cursor(page[-1]) if len(found) > limit else None
     return EntitiesPublic(data=[entity_public(e) for e in page], count=total, next=following)
+
+
+def unit_scale(vector: list[float] | None) -> list[float] | None:
+    """The vector divided by its largest magnitude: the same direction, so the same cosine hits.
+
+    The index holds float32: a vector of tiny values (1e-320) or huge ones (1e300), valid JSON
+    numbers, would turn to zeros or infinities there and be refused although its direction is fine.
+    """
+    if not vector:
+        return vector
+    largest = max(abs(v) for v in vector)
+    return vector if largest == 0 else [v / largest for v in vector]
 
 
 @router.post("/similar", response_model=EntityHits, dependencies=[JsonBody])
@@ -92,7 +108,7 @@ def similar_entities(body: SimilarRequest, service: ServiceDep) -> EntityHits:
         text=body.text,
         span=(body.start, body.end) if body.start is not None and body.end is not None else None,
         entity_id=body.entity_id,
-        vector=body.vector,
+        vector=unit_scale(body.vector),
         k=body.k,
         labels=body.labels,
     )
@@ -124,7 +140,25 @@ def merge_entity(entity: EntityDep, body: MergeRequest, service: ServiceDep) -> 
     return entity_public(service.merge(entity.id, body.other))
 
 
-@router.post("/{entity_id:int}/split", response_model=EntityPublic, dependencies=[WriteAccess, JsonBody])
+@router.post(
+    "/{entity_id:int}/split",
+    response_model=EntityPublic,
+    dependencies=[WriteAccess, JsonBody],
+    responses={409: {"model": ErrorPublic, "description": "A mention is not (or no longer) the entity's."}},
+)
 def split_entity(entity: EntityDep, body: SplitRequest, service: ServiceDep) -> EntityPublic:
-    """Move some mentions of this entity to a new entity; returns the new entity."""
-    return entity_public(service.split(entity.id, body.mention_ids, name=body.name, label=body.label))
+    """Move some mentions of this entity to a new entity; returns the new entity.
+
+    409 when a mention is not (or no longer) one of this entity's.
+    """
+    try:
+        new = service.split(entity.id, body.mention_ids, name=body.name, label=body.label)
+    except InvalidInput as exc:
+        # The store names the strays: the request is well formed, the entity's mentions moved on.
+        strays = exc.context.get("mention_ids")
+        if not strays or exc.context.get("entity_id") != entity.id:
+            raise
+        raise ServiceError(
+            409, f"mentions {strays} are not mentions of entity {entity.id} (any more)", exc.context
+        ) from exc
+    return entity_public(new)

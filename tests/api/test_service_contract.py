@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from api.openapi import KEY_PATTERN, NAME_PATTERN, TEXT_PATTERN
+from api.schemas import LABEL_PATTERN, MAX_ID, DocumentCreate, MentionCreate, SplitRequest
 from tests.api.conftest import AUTH
 
 
@@ -84,3 +94,115 @@ def test_blank_search_is_refused_by_the_schema_pattern(client):
         response = client.get("/v1/entities", params={"q": q})
         assert response.status_code == 422
         assert response.json()["error"]["message"].startswith("invalid query.q: String should match pattern")
+
+
+# -- the OpenAPI document states what the server enforces ------------------------------------------
+
+TRICKY = "\x00\x01\x1c\x1f\x7f\x85\x9f\xa0\u1680\u2007\u200b\u2028\u202f\u3000\ufeff\t\n\r\x0b\x0c "
+"""Characters on which Python, ECMA-262 and Rust regexes (and str.strip) disagree."""
+# Lone surrogates are left out: no JSON Schema keyword can refuse them (the validators do).
+CHARACTERS = st.characters(exclude_categories=["Cs"])
+STRINGS = st.text(
+    alphabet=st.one_of(st.sampled_from(TRICKY), st.sampled_from("aZ9é—-_."), CHARACTERS), max_size=6
+)
+
+
+def _matches(pattern: str, value: str) -> bool:
+    """JSON Schema's reading: ``$`` ends the string (Python's also matches before a final newline)."""
+    return (
+        re.search(pattern.removesuffix("$") + r"\Z" if pattern.endswith("$") else pattern, value) is not None
+    )
+
+
+def _accepts(build) -> bool:
+    try:
+        build()
+    except ValidationError:
+        return False
+    return True
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(STRINGS)
+def test_text_key_and_label_patterns_say_what_the_validators_do(value):
+    assert _matches(TEXT_PATTERN, value) == _accepts(lambda: DocumentCreate(text=value))
+    assert _matches(KEY_PATTERN, value) == _accepts(lambda: DocumentCreate(id=value, text="x"))
+    assert _matches(KEY_PATTERN, value) == _accepts(lambda: DocumentCreate(language=value, text="x"))
+    label_ok = _accepts(lambda: MentionCreate(start=0, end=1, label=value))
+    assert _matches(LABEL_PATTERN, value) == label_ok and (0 < len(value) <= 64 or not label_ok)
+    # Names also need a letter or digit, which no portable regex class states: the pattern is necessary.
+    if _accepts(lambda: SplitRequest(mention_ids=[1], name=value)):
+        assert _matches(NAME_PATTERN, value)
+
+
+def _walk(node):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def test_integer_bounds_are_keywords_with_exact_values(client):
+    # Ids said {"ge": 1, "le": ...}: not JSON Schema keywords, so no bounds at all ("other": 0 was
+    # schema-valid); FastAPI then turned 2**63 - 1 into the float 2**63.
+    schema = client.get("/openapi.json").json()
+    nodes = list(_walk(schema))
+    assert not [n for n in nodes if "ge" in n or "le" in n]
+    bounds = [n[k] for n in nodes if n.get("type") == "integer" for k in ("minimum", "maximum") if k in n]
+    assert bounds and all(isinstance(b, int) and b <= MAX_ID for b in bounds)
+    merge = schema["components"]["schemas"]["MergeRequest"]["properties"]["other"]
+    assert (merge["minimum"], merge["maximum"]) == (1, MAX_ID)
+    assert schema["components"]["schemas"]["MentionCreate"]["properties"]["end"]["minimum"] == 1
+
+
+def test_what_only_the_running_service_knows_is_in_the_document(make_client):
+    client = make_client(max_k=7)
+    service = client.app.state.service
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    extract_labels = schemas["ExtractRequest"]["properties"]["labels"]["anyOf"][0]["items"]
+    assert extract_labels["enum"] == sorted(service.model.labels)
+    similar = schemas["SimilarRequest"]
+    assert similar["properties"]["k"]["maximum"] == 7
+    vector = similar["properties"]["vector"]["anyOf"][0]
+    assert vector["minItems"] == vector["maxItems"] == service.store.dim
+    assert [branch["required"] for branch in similar["oneOf"]] == [["text"], ["entity_id"], ["vector"]]
+
+
+def test_the_label_filter_is_a_list_not_list_or_null(client):
+    parameters = client.get("/openapi.json").json()["paths"]["/v1/entities"]["get"]["parameters"]
+    label = next(p for p in parameters if p["name"] == "label")
+    assert label["schema"]["type"] == "array" and "anyOf" not in label["schema"]
+
+
+def test_a_vector_of_tiny_values_is_a_direction_not_zeros(client):
+    _ingest(client, "d1", "Ada Lovelace.", ["Ada Lovelace"])
+    dim = client.app.state.service.store.dim
+    # Valid JSON numbers that float32 turns into zeros (and were refused as "all zeros").
+    response = client.post("/v1/entities/similar", json={"vector": [1e-320] * dim, "k": 1})
+    assert response.status_code == 200, response.text
+    huge = client.post("/v1/entities/similar", json={"vector": [1e300] + [0.0] * (dim - 1), "k": 1})
+    assert huge.status_code == 200, huge.text
+
+
+def test_split_of_a_mention_that_moved_on_is_409(client):
+    _ingest(client, "d1", "Ada Lovelace met Alan Turing.", ["Ada Lovelace", "Alan Turing"])
+    document = client.get("/v1/documents/d1").json()
+    ada, alan = document["mentions"]
+    response = client.post(
+        f"/v1/entities/{ada['entity_id']}/split", json={"mention_ids": [alan["id"]]}, headers=AUTH
+    )
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["message"] == (
+        f"mentions [{alan['id']}] are not mentions of entity {ada['entity_id']} (any more)"
+    )
+    schema = client.get("/openapi.json").json()
+    assert "409" in schema["paths"]["/v1/entities/{entity_id}/split"]["post"]["responses"]
+
+
+@pytest.mark.parametrize("name", ["MentionCreate", "DocumentCreate"])
+def test_component_schemas_are_json(client, name):
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert json.loads(json.dumps(schemas[name])) == schemas[name]

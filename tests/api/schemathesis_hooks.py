@@ -1,0 +1,112 @@
+"""Schemathesis hooks: the request rules OpenAPI cannot state, applied to *positive* cases only.
+
+Everything a JSON Schema can say about a request is in the service's OpenAPI document (see
+``api/openapi.py``). What is left relates a value to another one or to the stored data, which no
+schema keyword can express, so a generator drawing "valid" requests from the schema alone would
+send requests the server rightly refuses (and ``positive_data_acceptance`` would fail on them):
+
+* a mention span lies inside its text (``0 <= start < end <= len(text)``), covers a letter or digit
+  with no whitespace at its ends, and does not overlap another;
+* a new mention label that differs from a known label only by case is refused ("per" for "PER");
+* the documents of a batch have distinct ids;
+* an entity is not merged into itself;
+* a split's new ``name`` holds a letter or digit (any script: no portable regex class says so).
+
+For those, :func:`map_case` rewrites a positive case into the nearest request that obeys them
+(spans moved onto words of the text, the label spelled as the model spells it, ...). Negative
+cases are never touched, and nothing here filters a response or a failure. Loaded by
+``schemathesis.toml`` (``schemathesis run`` from the repository root) and by
+``tests/api/test_service_fuzz.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import schemathesis
+
+WORD = re.compile(r"[^\W_]+")
+"""A run of letters and digits (``str.isalnum``), the spans a mention may cover."""
+
+MODEL_LABELS = ("LOC", "MISC", "ORG", "PER")
+"""The labels of the test checkpoints (and of the default model)."""
+
+
+def _spans(text: str, count: int) -> list[tuple[int, int]]:
+    return [m.span() for m in WORD.finditer(text)][:count]
+
+
+def _label(label: Any) -> Any:
+    """One spelling per case-insensitive label: the model's, else the case-folded one.
+
+    Labels stored by earlier cases count as known, so "Y" after "y" would be refused; spelling
+    every new label case-folded keeps two spellings from ever meeting.
+    """
+    if not isinstance(label, str):
+        return label
+    for known in MODEL_LABELS:
+        if label.casefold() == known.casefold():
+            return known
+    folded = label.casefold()
+    return folded if len(folded) <= 64 and folded.strip() == folded else label
+
+
+def fix_mentions(text: Any, mentions: Any) -> Any:
+    """The mentions moved onto distinct words of ``text``, in order; those beyond its words dropped."""
+    if not isinstance(text, str) or not isinstance(mentions, list):
+        return mentions
+    fixed = []
+    for mention, (start, end) in zip(mentions, _spans(text, len(mentions))):
+        if isinstance(mention, dict):
+            fixed.append({**mention, "start": start, "end": end, "label": _label(mention.get("label"))})
+    return fixed
+
+
+def fix_similar(body: dict[str, Any]) -> None:
+    """A ``start``/``end`` pair moved onto the first word of ``text`` (or dropped when it has none)."""
+    # JSON Schema integers include 3.0, and the generator draws those too.
+    if isinstance(body.get("start"), int | float) and isinstance(body.get("text"), str):
+        spans = _spans(body["text"], 1)
+        if spans:
+            body["start"], body["end"] = spans[0]
+        else:
+            body.pop("start"), body.pop("end", None)
+
+
+def _operation(case: Any) -> str:
+    return f"{case.method.upper()} {case.operation.path}"
+
+
+@schemathesis.hook
+def map_case(context: Any, case: Any) -> Any:
+    """Apply the cross-field rules above to a positive case."""
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or not isinstance(case.body, dict):
+        return case
+    body = case.body
+    operation = _operation(case)
+    if operation == "POST /v1/documents" and isinstance(body.get("documents"), list):
+        seen: set[str] = set()
+        for document in body["documents"]:
+            if isinstance(document, dict) and isinstance(document.get("id"), str):
+                if document["id"] in seen:
+                    document["id"] = None  # the service generates one
+                else:
+                    seen.add(document["id"])
+        for document in body["documents"]:
+            if isinstance(document, dict) and document.get("mentions") is not None:
+                document["mentions"] = fix_mentions(document.get("text"), document["mentions"])
+    elif operation == "POST /v1/link" and body.get("mentions") is not None:
+        body["mentions"] = fix_mentions(body.get("text"), body["mentions"])
+    elif operation == "POST /v1/entities/similar":
+        fix_similar(body)
+    elif operation == "POST /v1/entities/{entity_id}/merge":
+        other = body.get("other")
+        if isinstance(other, int | float) and other == (case.path_parameters or {}).get("entity_id"):
+            body["other"] = int(other) + 1 if other < 2**63 - 1 else int(other) - 1
+    elif operation == "POST /v1/entities/{entity_id}/split":
+        name = body.get("name")
+        if isinstance(name, str) and not any(ch.isalnum() for ch in name):
+            body["name"] = None
+    return case
