@@ -176,6 +176,8 @@ def serve(
     settings = build_settings(
         data_dir=data_dir, model=model, db_url=db, vectors=vectors, device=device, api_key=api_key
     )
+    if get is None:
+        check_listen(host, port)
     if workers > 1:
         _serve_workers(settings, host, port, workers)
         return
@@ -204,6 +206,28 @@ def serve(
         f"spanlink: serving {settings.store_target()} on http://{host}:{port} (docs at /docs)", err=True
     )
     uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+def check_listen(host: str, port: int) -> None:
+    """Fail in one line, before the model loads, when the address cannot be listened on.
+
+    uvicorn finds out only after startup and reports it as several log lines; a trial bind (with
+    SO_REUSEADDR, as uvicorn binds) catches a port in use and an unknown host up front.
+    """
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise fail(f"--host {host!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    with socket.socket(family, kind, proto) as trial:
+        trial.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            trial.bind(address)
+        except OSError as exc:
+            raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _serve_workers(settings: Any, host: str, port: int, workers: int) -> None:  # noqa: ANN401

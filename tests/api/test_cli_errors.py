@@ -341,3 +341,17 @@ def test_real_process_fails_with_one_line(paths, args, expected):
     )
     assert_one_line_error(proc.returncode, proc.stdout, proc.stderr, expected)
     assert not Path(paths["{missing}"]).exists(), "a failed command created a folder"
+
+
+def test_serve_on_a_port_in_use_fails_before_loading_a_model(paths):
+    """uvicorn reported a taken port only after the model had loaded, in several log lines."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = invoke(["serve", "--port", port])  # the default model is empty: no model loads
+    assert_one_line_error(
+        result.exit_code, result.stdout, result.stderr, f"cannot listen on 127.0.0.1:{port}"
+    )
