@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,6 +36,8 @@ def _embedder(kind: str, span_model: Any, cache_file: Path | None = None):  # no
         return make_embedder(kind, span_model, cache_file=cache_file)
     except (ValueError, ImportError) as exc:
         raise fail(str(exc)) from None
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:  # an unreadable --surface-cache
+        raise fail(f"cannot read the vector cache {cache_file}: {exc}") from None
 
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -327,6 +330,8 @@ def eval_linking(
     from linking.settings import LinkSettings
 
     settings = _link_settings(LinkSettings, vectors, settings_json)
+    if surface_cache is not None and surface_cache.exists() and not surface_cache.is_file():
+        raise fail(f"--surface-cache {surface_cache} is not a file")
     topic_list = [t.strip() for t in topics.split(",") if t.strip()]
     try:
         docs, alignment = read_bsnlp(data, topic_list, languages.split(",") if languages else None)
@@ -368,7 +373,10 @@ def eval_linking(
     )
     for part in (embedder, getattr(embedder, "surface", None)):
         if hasattr(part, "save_cache"):
-            part.save_cache()
+            try:
+                part.save_cache()
+            except OSError as exc:
+                raise fail(f"cannot write the vector cache {surface_cache}: {exc.strerror or exc}") from None
     report["config"] = {
         "topics": topic_list,
         "vectors": vectors,

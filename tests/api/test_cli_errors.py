@@ -190,6 +190,10 @@ CASES = [
         "contradicts",
     ),
     (["eval-linking", "--data", "{folder}", "--topics", "x", "--settings", '{"nope": 1}'], "--settings"),
+    (
+        ["eval-linking", "--data", "{folder}", "--topics", "x", "--surface-cache", "{folder}"],
+        "--surface-cache",
+    ),
     # export
     (["export", "-m", "{ckpt}", "--out", "{tmp}/o", "--format", "tflite"], "format"),
     (["export", "-m", "{missing}", "--out", "{tmp}/o"], "no model folder"),
