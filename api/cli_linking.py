@@ -133,7 +133,9 @@ def _read_documents(files: list[Path], settings: Any) -> list:  # noqa: ANN401 -
 
 
 def _with_mentions(docs: list, span_model: Any) -> list:  # noqa: ANN401 - a ner.SpanModel
-    """Run NER where no mentions were given, trimming spaces from spans as the service does."""
+    """Run NER where no mentions were given, as the service does: spaces trimmed from spans, and
+    spans that cannot name an entity ("." or a dash alone) left out rather than failing the document."""
+    from api.service import nameable
     from linking.linker import DocumentIn, MentionIn
 
     need = [i for i, d in enumerate(docs) if d.mentions is None]
@@ -143,7 +145,7 @@ def _with_mentions(docs: list, span_model: Any) -> list:  # noqa: ANN401 - a ner
     out = list(docs)
     for i, entities in zip(need, found):
         d = docs[i]
-        mentions = [MentionIn(e.start, e.end, e.label, float(e.score)) for e in entities]
+        mentions = [MentionIn(e.start, e.end, e.label, float(e.score)) for e in entities if nameable(e.text)]
         out[i] = DocumentIn(d.external_id, d.text, mentions, d.language, d.metadata)
     return out
 

@@ -273,15 +273,19 @@ def spacey_checkpoint(tiny_xlmr_checkpoint, tmp_path_factory) -> Path:
     return folder
 
 
-def test_ingest_trims_spaces_from_found_spans_as_the_service_does(home, spacey_checkpoint):
-    """The service extracts with ``strip_spaces=True``; the CLI stored " Merkel" with its space."""
+def test_ingest_treats_found_spans_as_the_service_does(home, spacey_checkpoint):
+    """The service extracts with ``strip_spaces=True`` and leaves out spans that cannot name an entity;
+    the CLI stored " Merkel" with its space, and a found "." made the whole ingest fail."""
     import ner
+    from api.service import nameable
 
-    text = "Angela Merkel met Emmanuel Macron in Paris"  # no ".": a span of it would be refused
+    text = "Angela Merkel met Emmanuel Macron in Paris."
     (home / "doc.txt").write_text(text, encoding="utf-8")
     result = invoke(["ingest", "doc.txt", "-m", str(spacey_checkpoint), *SPAN, "--data-dir", "s"])
     assert result.exit_code == 0, result.stderr
-    expected = [(e.start, e.end) for e in ner.load(spacey_checkpoint).extract(text, strip_spaces=True)]
+    found = ner.load(spacey_checkpoint).extract(text, strip_spaces=True)
+    expected = [(e.start, e.end) for e in found if nameable(e.text)]
+    assert len(expected) < len(found), "the model must find a span that names nothing (the '.')"
     assert any(text[start - 1] == " " for start, _ in expected if start), "the model must find later words"
 
     from index import Store
