@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from api.convert import entity_detail, entity_public
-from api.deps import EntityDep, JsonBody, ServiceDep, WriteAccess
+from api.convert import entity_detail, entity_public, mention_context
+from api.deps import EntityDep, JsonBody, ServiceDep, SettingsDep, WriteAccess
 from api.errors import ServiceError
+from api.routes.limits import check_text
 from api.schemas import (
     CURSOR_PATTERN,
     MAX_ID,
     NON_BLANK,
     ConsolidateResult,
     EntitiesPublic,
+    EntityDeleted,
     EntityDetail,
     EntityHit,
     EntityHits,
     EntityPublic,
+    EntityUpdate,
     ErrorPublic,
     Label,
+    MentionContextsPublic,
     MergedEntity,
     MergeRequest,
     SimilarRequest,
@@ -56,16 +60,24 @@ def make_cursor(entity: IndexEntity) -> str:
 def search_entities(
     service: ServiceDep,
     q: Annotated[
-        str,
+        str | None,
         Query(
             min_length=1,
             max_length=512,
             pattern=NON_BLANK,
-            description="Name or alias prefix (any case); must hold a non-space character.",
+            description="Name or alias to search (word start; ignores case, accents and script); "
+            "absent lists every entity.",
         ),
-    ],
+    ] = None,
     # A list, not "list or null": a query parameter cannot be null, and the schema should not say so.
     label: Annotated[list[Label], Query(description="Keep only these types (repeatable).")] = [],  # noqa: B006
+    sort: Annotated[
+        Literal["mentions", "name", "last_seen"],
+        Query(
+            description="Order: most mentioned first, by name, or most recently changed first; "
+            "searches (`q`) are ordered by mentions."
+        ),
+    ] = "mentions",
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 20,
     cursor: Annotated[
         str | None,
@@ -75,15 +87,32 @@ def search_entities(
         int, Query(ge=0, le=1_000_000, description="Entities to skip (after `cursor` when both are given).")
     ] = 0,
 ) -> EntitiesPublic:
-    """Entities whose name or an alias starts with ``q``, most mentioned first.
+    """Entities whose name or an alias has a word starting with ``q`` (most mentioned first), or, without
+    ``q``, every entity in ``sort`` order.
 
-    ``count`` is the number of matches over all pages; follow ``next`` (as ``cursor``) until it is null.
-    A cursor neither repeats nor skips entities when others are added or removed meanwhile.
+    The search folds both sides to one Latin, lower-case, accent-free form (anyascii), so "Путин" finds
+    "Putin" and "putin" finds "Путин". ``count`` is the number of matches over all pages; follow
+    ``next`` (as ``cursor``) until it is null. In the mentions order a cursor neither repeats nor skips
+    entities when others are added or removed meanwhile; in the name and last_seen orders it is a position.
     """
+    if q is not None and sort != "mentions":
+        raise ServiceError(422, f"a search (q) is ordered by mentions; sort={sort!r} lists without q")
+    labels = label or None
+    if sort != "mentions":
+        skip = (parse_cursor(cursor) or (0, 0))[0] + offset
+        found, total = service.list_entities(sort=sort, labels=labels, limit=limit + 1, offset=skip)
+        page = found[:limit]
+        following = f"{skip + limit}.0" if len(found) > limit else None
+        return EntitiesPublic(data=[entity_public(e) for e in page], count=total, next=following)
     # One entity more than the page tells whether there is a next page.
-    found, total = service.search_entities(
-        q, labels=label or None, limit=limit + 1, offset=offset, after=parse_cursor(cursor)
-    )
+    if q is None:
+        found, total = service.list_entities(
+            sort=sort, labels=labels, limit=limit + 1, offset=offset, after=parse_cursor(cursor)
+        )
+    else:
+        found, total = service.find_entities(
+            q, labels=labels, limit=limit + 1, offset=offset, after=parse_cursor(cursor)
+        )
     page = found[:limit]
     following = make_cursor(page[-1]) if len(found) > limit else None
     return EntitiesPublic(data=[entity_public(e) for e in page], count=total, next=following)
@@ -102,8 +131,10 @@ def unit_scale(vector: list[float] | None) -> list[float] | None:
 
 
 @router.post("/similar", response_model=EntityHits, dependencies=[JsonBody])
-def similar_entities(body: SimilarRequest, service: ServiceDep) -> EntityHits:
+def similar_entities(body: SimilarRequest, service: ServiceDep, settings: SettingsDep) -> EntityHits:
     """Entities nearest a name or mention in context, an entity, or a vector (cosine, best first)."""
+    if body.text is not None:
+        check_text(body.text, "text", settings)
     hits = service.similar(
         text=body.text,
         span=(body.start, body.end) if body.start is not None and body.end is not None else None,
@@ -162,3 +193,30 @@ def split_entity(entity: EntityDep, body: SplitRequest, service: ServiceDep) -> 
             409, f"mentions {strays} are not mentions of entity {entity.id} (any more)", exc.context
         ) from exc
     return entity_public(new)
+
+
+@router.get("/{entity_id:int}/mentions", response_model=MentionContextsPublic)
+def entity_mentions(
+    entity: EntityDep,
+    service: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 20,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Mentions to skip.")] = 0,
+    context: Annotated[
+        int, Query(ge=0, le=2000, description="Most characters of context read on either side.")
+    ] = 160,
+) -> MentionContextsPublic:
+    """A page of the entity's mentions, newest first, each in its sentence (keyword in context)."""
+    page, total = service.entity_mentions_page(entity.id, limit=limit, offset=offset, context=context)
+    return MentionContextsPublic(data=[mention_context(c) for c in page], count=total)
+
+
+@router.patch("/{entity_id:int}", response_model=EntityPublic, dependencies=[WriteAccess, JsonBody])
+def update_entity(entity: EntityDep, body: EntityUpdate, service: ServiceDep) -> EntityPublic:
+    """Rename the entity and/or change its type; its aliases stay (searchable) and the new name joins them."""
+    return entity_public(service.update_entity(entity.id, name=body.name, label=body.label))
+
+
+@router.delete("/{entity_id:int}", response_model=EntityDeleted, dependencies=[WriteAccess])
+def delete_entity(entity: EntityDep, service: ServiceDep) -> EntityDeleted:
+    """Delete the entity and its mentions (the documents stay: their spans stop being an entity)."""
+    return EntityDeleted(id=entity.id, removed_mentions=service.delete_entity(entity.id))

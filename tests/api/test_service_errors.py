@@ -210,3 +210,10 @@ def test_undeclared_method_on_similar_is_405_not_422(client):
 def test_entity_path_that_is_not_a_number_is_404(client):
     assert client.get("/v1/entities/abc").status_code == 404
     assert client.post("/v1/entities/abc/merge", json={"other": 1}, headers=AUTH).status_code == 404
+
+
+def test_similar_text_has_the_same_length_limit_as_every_text(make_client):
+    # /v1/entities/similar embedded a text of any length: the one text field without the 413.
+    response = make_client(max_text_chars=10).post("/v1/entities/similar", json={"text": "Ada Lovelace"})
+    assert response.status_code == 413
+    assert response.json()["error"]["message"].startswith("text has 12 characters, at most 10")
