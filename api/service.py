@@ -25,10 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from api import browsing
 from api.batching import BatcherClosed, MicroBatcher
 from api.errors import ServiceError
 from api.settings import ServiceSettings
 from index import DocumentPublic, EntityHit, EntityPublic, MentionHit, NotFound, Store, StoreStats
+from index.browse import DocumentSummary, MentionContext
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ class Service:
         )
 
     @classmethod
-    def open(cls, settings: ServiceSettings) -> Service:
+    def open(cls, settings: ServiceSettings, *, owner: bool = True) -> Service:
         """Load the model, build the embedder and open (or create) the store.
 
         Raises:
@@ -161,7 +163,7 @@ class Service:
 
         model = ner.load(settings.model, device=settings.device, backend=settings.backend)
         embedder = make_embedder(settings.vectors, model)
-        store = open_store(settings, embedder.dim)
+        store = open_store(settings, embedder.dim, owner=owner)
         try:
             return cls(settings, model, store, embedder)
         except BaseException:
@@ -298,13 +300,8 @@ class Service:
         return self.store.get_document(external_id=external_id)
 
     def _delete_locked(self, external_id: str) -> list[int]:
-        document = self.store.get_document(external_id=external_id)
-        touched = {m.entity_id for m in document.mentions if m.entity_id is not None}
-        removed = self.store.delete_document(document.id)
-        # The linker has no public "forget this document" yet; refresh the cached entities the
-        # document touched (``_refresh_all`` drops the ones that are gone).
-        self.linker._refresh_all(touched)
-        return removed
+        # The linker deletes, refreshes its cache and renames the entities whose name came from it.
+        return self.linker.delete_document(external_id)
 
     def delete_document(self, external_id: str) -> list[int]:
         """Delete a document; returns the entities removed with it. Raises ``index.NotFound``."""
@@ -443,16 +440,108 @@ class Service:
         """Counts and FAISS configuration of the store."""
         return self.store.stats()
 
+    # -- browsing and corrections (the web page, issue 17) ------------------------------------------
 
-def open_store(settings: ServiceSettings, dim: int | None = None) -> Store:
-    """Open (or, given ``dim``, create) the store the settings name; FAISS files go in ``data_dir``."""
+    def list_documents(
+        self, *, limit: int, offset: int = 0, source: str | None = None, entity_id: int | None = None
+    ) -> tuple[list[DocumentSummary], int]:
+        """A page of documents, newest first (no full texts), and how many match over all pages."""
+        return self.store.list_documents(limit=limit, offset=offset, source=source, entity_id=entity_id)
+
+    def list_entities(
+        self,
+        *,
+        sort: str,
+        labels: Sequence[str] | None,
+        limit: int,
+        offset: int = 0,
+        after: tuple[int, int] | None = None,
+    ) -> tuple[list[EntityPublic], int]:
+        """A page of all entities in ``sort`` order and their number."""
+        return self.store.entities_page(sort=sort, labels=labels, limit=limit, offset=offset, after=after)
+
+    def find_entities(
+        self,
+        query: str,
+        *,
+        labels: Sequence[str] | None,
+        limit: int,
+        offset: int = 0,
+        after: tuple[int, int] | None = None,
+    ) -> tuple[list[EntityPublic], int]:
+        """Entities with a name or alias whose words start with ``query``, ignoring case, accents and
+        script (``browsing.folded_matches``), most mentioned first, and how many match.
+
+        The linker keeps every entity's name and aliases in memory (it links against them), so the
+        search folds those instead of a column the store does not have; the page itself is read from
+        the store. ``after`` is the previous page's last ``(mention_count, id)``.
+        """
+        from linking.names import normalize_name
+
+        views = list(self.linker.table.entities.values())  # a snapshot: writers replace, not mutate, the dict
+        rows = ((v.id, v.label, v.mention_count, [v.name, *v.aliases]) for v in views)
+        found = browsing.folded_matches(query, rows, normalize_name, labels)
+        total = len(found)
+        if after is not None:
+            found = [(c, i) for c, i in found if (-c, i) > (-after[0], after[1])]
+        page = []
+        for _, entity_id in found[offset:]:
+            with contextlib.suppress(NotFound):  # removed meanwhile
+                page.append(self.store.get_entity(entity_id))
+            if len(page) == limit:
+                break
+        return page, total
+
+    def entity_mentions_page(
+        self, entity_id: int, *, limit: int, offset: int = 0, context: int = 160
+    ) -> tuple[list[MentionContext], int]:
+        """A page of an entity's mentions, newest first, each with its sentence around it."""
+        page, total = self.store.entity_mentions(entity_id, limit=limit, offset=offset, context=context)
+        trimmed = [
+            MentionContext(c.mention, c.document_external_id, *browsing.sentence_context(c.before, c.after))
+            for c in page
+        ]
+        return trimmed, total
+
+    def update_entity(self, entity_id: int, *, name: str | None, label: str | None) -> EntityPublic:
+        """Rename an entity and/or change its type; the old name stays findable as an alias."""
+        from index import EntityCreate
+
+        if label is not None:
+            self.check_labels([label], allow_new=False, where="label")
+        with self.write_lock:
+            entity = self.store.get_entity(entity_id)
+            updated = self.store.upsert_entity(
+                EntityCreate(name if name is not None else entity.name, label or entity.label),
+                entity_id=entity_id,
+            )
+            # The linker has no public "refresh one entity"; its refresh re-reads the store.
+            self.linker._refresh_all([entity_id])
+        return updated
+
+    def delete_entity(self, entity_id: int) -> int:
+        """Delete an entity with its mentions (the documents stay); returns how many mentions went."""
+        with self.write_lock:
+            removed = self.store.delete_entity(entity_id)
+            self.linker._refresh_all([entity_id])  # the refresh finds it gone and drops it from the cache
+        return removed
+
+
+def open_store(settings: ServiceSettings, dim: int | None = None, *, owner: bool = True) -> Store:
+    """Open (or, given ``dim``, create) the store the settings name; FAISS files go in ``data_dir``.
+
+    ``owner=False`` opens an embedded store without its owner lock, for commands that only read
+    (a running service owns it); PostgreSQL stores have no owner.
+    """
     if dim is None and settings.db_url is None and not (settings.data_dir / "spanlink.db").exists():
         raise ServiceError(
             404, f"no store in {settings.data_dir} (ingest documents first, or pass --data-dir)"
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     vector_dir = settings.data_dir if settings.db_url else None
-    return Store.open(settings.store_target(), dim=dim, factory=settings.factory, vector_dir=vector_dir)
+    return Store.open(
+        settings.store_target(), dim=dim, factory=settings.factory, vector_dir=vector_dir, owner=owner
+    )
 
 
 def entity_mentions(store: Store, entity: EntityPublic, limit: int = 10) -> list[MentionHit]:

@@ -9,10 +9,12 @@ import.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VECTOR_KINDS = ("span", "surface", "mix")
@@ -49,7 +51,8 @@ class ServiceSettings(BaseSettings):
     db_url: str | None = Field(
         None,
         description="SQLAlchemy URL of the database instead of data_dir/spanlink.db (FAISS files stay "
-        "in data_dir).",
+        "in data_dir); postgresql+psycopg://... is the shared store of several processes. Also read "
+        "from SPANLINK_DB.",
     )
     model: str | None = Field(
         None,
@@ -96,6 +99,14 @@ class ServiceSettings(BaseSettings):
     request_timeout_s: float = Field(
         300.0, gt=0, description="How long a request waits for the model before a 503."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _db_alias(cls, data: Any) -> Any:
+        """``SPANLINK_DB`` is the short name of ``SPANLINK_DB_URL`` (the one the docs use)."""
+        if isinstance(data, dict) and data.get("db_url") is None and os.environ.get("SPANLINK_DB"):
+            return {**data, "db_url": os.environ["SPANLINK_DB"]}
+        return data
 
     @field_validator("vectors")
     @classmethod

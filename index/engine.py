@@ -56,4 +56,32 @@ def create_store_engine(
                 cursor.execute(pragma)
             cursor.close()
 
+    elif engine.url.get_backend_name() == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _pg_vector_type(dbapi_connection: Any, _record: Any) -> None:
+            register_pgvector(dbapi_connection)
+
     return engine, db_path
+
+
+def register_pgvector(dbapi_connection: Any) -> None:
+    """Let psycopg bind numpy arrays as pgvector ``vector`` values (binary, not text).
+
+    Before ``CREATE EXTENSION vector`` ran there is no type to register; :func:`index.postgres.prepare`
+    creates it and then disposes the pool, so every later connection registers it.
+    """
+    try:
+        from pgvector.psycopg import register_vector
+    except ImportError as exc:
+        raise ImportError(
+            "the PostgreSQL store needs the postgres extra: pip install 'spanlink[postgres]'"
+        ) from exc
+    import psycopg
+
+    try:
+        register_vector(dbapi_connection)
+    except psycopg.ProgrammingError:  # no vector type yet
+        pass
+    finally:
+        dbapi_connection.rollback()  # end the implicit transaction of the type lookup

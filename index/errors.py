@@ -61,6 +61,10 @@ class SchemaMismatch(StoreError):
     """
 
 
+class StoreConflict(StoreError):
+    """A write lost a race with another process's write (shared store); retrying it can succeed."""
+
+
 class StoreClosed(StoreError):
     """The store was used after ``close()``."""
 

@@ -1,8 +1,9 @@
 """SQLAlchemy 2.x models: documents, mentions, entities, aliases, and the store's metadata.
 
 The models are portable across SQLAlchemy backends (SQLite by default, PostgreSQL for scale):
-vectors are ``LargeBinary`` columns holding little-endian float32 bytes, user metadata is the
-generic ``JSON`` type, and no column relies on a backend-specific type.
+vectors are :class:`VectorColumn` columns, little-endian float32 bytes in Python on every backend
+(a ``BLOB`` in SQLite, a pgvector ``vector`` in PostgreSQL, converted in that one type), and user
+metadata is the generic ``JSON`` type.
 
 The schema version is recorded in ``spanlink_meta`` and checked on open
 (:func:`check_or_init_meta`); bump :data:`SCHEMA_VERSION` with every incompatible change.
@@ -26,7 +27,9 @@ from sqlalchemy import (
     UniqueConstraint,
     select,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator, UserDefinedType
 
 from index.errors import SchemaMismatch
 
@@ -37,6 +40,66 @@ SCHEMA_VERSION = 1
 def utcnow() -> datetime:
     """Timezone-aware current time in UTC (the default of every timestamp column)."""
     return datetime.now(timezone.utc)
+
+
+class _PgVector(UserDefinedType[Any]):
+    """pgvector's ``vector`` without a size: the size is set per store when it is created
+    (:mod:`index.postgres`), since one schema serves every vector size."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return "vector"
+
+
+def _pg_bind(value: Any) -> Any:
+    if value is None:
+        return None
+    import numpy as np
+
+    if isinstance(value, bytes | bytearray | memoryview):
+        return np.frombuffer(value, dtype="<f4")
+    return np.asarray(value, dtype=np.float32)  # psycopg binds it with pgvector's registered dumper
+
+
+def _pg_result(value: Any) -> bytes | None:
+    """pgvector values (``pgvector.Vector``, list[float], text or ndarray) -> float32 bytes."""
+    if value is None:
+        return None
+    import numpy as np
+
+    if hasattr(value, "to_numpy"):
+        value = value.to_numpy()
+    elif isinstance(value, str):
+        value = np.array(value.strip("[]").split(","), dtype=np.float32)
+    return np.asarray(value, dtype="<f4").tobytes()
+
+
+class VectorColumn(TypeDecorator[bytes]):
+    """A float32 vector as little-endian bytes in Python, on every backend.
+
+    SQLite stores the bytes as a ``BLOB`` with no conversion at all (the processors below are
+    ``None`` there, so the embedded store pays nothing). PostgreSQL stores a pgvector ``vector``,
+    searchable by its HNSW index; the conversion both ways happens here and nowhere else.
+    """
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(_PgVector())
+        return dialect.type_descriptor(LargeBinary())
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return _pg_bind
+        return LargeBinary().bind_processor(dialect)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name == "postgresql":
+            return _pg_result
+        return LargeBinary().result_processor(dialect, coltype)
 
 
 class Base(DeclarativeBase):
@@ -97,7 +160,7 @@ class Entity(Base):
     name_norm: Mapped[str] = mapped_column(String(1024), index=True)
     label: Mapped[str] = mapped_column(String(64), index=True)
     mention_count: Mapped[int] = mapped_column(Integer, default=0)
-    centroid: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    centroid: Mapped[bytes | None] = mapped_column(VectorColumn, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -126,7 +189,7 @@ class Mention(Base):
     entity_id: Mapped[int | None] = mapped_column(
         ForeignKey("entities.id", ondelete="SET NULL"), index=True, default=None
     )
-    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    vector: Mapped[bytes] = mapped_column(VectorColumn)
 
     document: Mapped[Document] = relationship(back_populates="mentions")
 
@@ -147,10 +210,29 @@ class Alias(Base):
 
 Index("ix_aliases_norm", Alias.norm)
 
+
+class EntityChange(Base):
+    """One entity changed (created, updated, merged away, deleted) by the write of ``generation``.
+
+    Written on shared stores only (PostgreSQL, several processes): every entity write bumps the
+    ``entity_generation`` meta row and logs the entities it touched under the new value, so a
+    process that cached generation ``g`` reloads exactly the entities changed after ``g``
+    (:meth:`index.Store.entity_changes`). The meta row is bumped under its row lock, so the
+    generations are in commit order and no change is ever skipped.
+    """
+
+    __tablename__ = "entity_changes"
+
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entity_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
 META_SCHEMA_VERSION = "schema_version"
 META_DIM = "dim"
 META_GENERATION = "vector_generation"
 """Bumped in every transaction that changes vectors; the FAISS sidecar records the value it saw."""
+META_ENTITY_GENERATION = "entity_generation"
+"""Shared stores: bumped by every transaction that changes entities (see :class:`EntityChange`)."""
 
 
 def read_meta(session: Session) -> dict[str, str]:
@@ -182,6 +264,7 @@ def check_or_init_meta(session: Session, *, dim: int | None, url: str) -> int:
                 Meta(key=META_SCHEMA_VERSION, value=str(SCHEMA_VERSION)),
                 Meta(key=META_DIM, value=str(dim)),
                 Meta(key=META_GENERATION, value="0"),
+                Meta(key=META_ENTITY_GENERATION, value="0"),
             ]
         )
         return dim
@@ -193,6 +276,8 @@ def check_or_init_meta(session: Session, *, dim: int | None, url: str) -> int:
             expected=SCHEMA_VERSION,
             url=url,
         )
+    if META_ENTITY_GENERATION not in meta:  # a store from before the entity change log
+        session.add(Meta(key=META_ENTITY_GENERATION, value="0"))
     stored_dim = int(meta[META_DIM])
     if dim is not None and dim != stored_dim:
         raise SchemaMismatch(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +160,7 @@ class VectorCheck:
 
 
 def load_checked(
-    engine: Engine, path: Path, kind: str, dim: int, factory: str, **params: int
+    engine: Engine, path: Path, kind: str, dim: int, factory: str, *, save: bool = True, **params: int
 ) -> tuple[VectorIndex, VectorCheck]:
     """Load the ``kind`` index from ``path`` if it matches the database, else rebuild and save it.
 
@@ -170,6 +170,8 @@ def load_checked(
         kind (str): ``"entities"`` or ``"mentions"``.
         dim (int): Vector size.
         factory (str): Requested FAISS factory string.
+        save (bool): Save a repaired or rebuilt index (False for a reader that does not own the
+            store: the owner's files are not its to write).
         **params (int): Search/build parameters for :class:`VectorIndex`.
 
     Returns:
@@ -177,8 +179,9 @@ def load_checked(
     """
     with Session(engine) as session:
         generation = database_generation(session)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a save that was killed
-        stale.unlink(missing_ok=True)
+    if save:
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a save that was killed
+            stale.unlink(missing_ok=True)
     index = VectorIndex.load(path, **params)
     reason = ""
     if index is None:
@@ -212,37 +215,118 @@ def load_checked(
         done = repair(engine, index, kind, dim, generation)
         if done is not None:
             logger.warning("the %s FAISS index was stale (%s): %s", kind, reason, done)
-            index.save(path)
+            if save:
+                index.save(path)
             return index, VectorCheck(kind, loaded=True, reason=f"{reason}; {done}")
     log = logger.info if reason == "no FAISS file yet" else logger.warning
     log("rebuilding the %s FAISS index from the database: %s", kind, reason)
     index = rebuild(engine, kind, dim, factory, generation, **params)
-    index.save(path)
+    if save:
+        index.save(path)
     return index, VectorCheck(kind, loaded=False, reason=reason)
 
 
 @dataclass(frozen=True)
 class ConsistencyReport:
-    """Result of :meth:`Store.check`; ``ok`` is true when every list is empty."""
+    """Result of :meth:`Store.check`; ``ok`` is true when every list is empty.
+
+    Attributes:
+        integrity (list[str]): ``PRAGMA integrity_check`` complaints (SQLite).
+        mentions_without_document (int): Mentions whose document is gone.
+        bad_mention_counts (list[int]): Entities whose ``mention_count`` differs from their mentions.
+        faiss_mismatch (list[str]): Kinds whose FAISS ids differ from the database's (embedded).
+        bad_aliases (list[int]): Entities with an alias count below the mentions using that surface.
+        bad_centroids (list[int]): Entities whose centroid is not the mean of their mention vectors.
+    """
 
     integrity: list[str]
     mentions_without_document: int
     bad_mention_counts: list[int]
     faiss_mismatch: list[str]
+    bad_aliases: list[int] = field(default_factory=list)
+    bad_centroids: list[int] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not (
-            self.integrity or self.mentions_without_document or self.bad_mention_counts or self.faiss_mismatch
+            self.integrity
+            or self.mentions_without_document
+            or self.bad_mention_counts
+            or self.faiss_mismatch
+            or self.bad_aliases
+            or self.bad_centroids
         )
 
 
-def check_consistency(engine: Engine, vectors: dict[str, VectorIndex]) -> ConsistencyReport:
-    """Check the database (``PRAGMA integrity_check`` on SQLite), entity counts, and FAISS ids.
+CENTROID_TOLERANCE = 1e-4
+"""Largest difference per component between a stored centroid and the mean of its mention vectors
+(float32 sums over a few thousand mentions stay far below it; a lost update does not)."""
+
+
+def _aliases_and_centroids(session: Session, dim: int) -> tuple[list[int], list[int]]:
+    """Entities whose aliases or centroid disagree with their mentions (one pass over the mentions,
+    in entity order, so memory holds one entity's vectors at a time)."""
+    from index.records import normalize_surface
+    from index.schema import Alias
+
+    aliases: dict[tuple[int, str], int] = {
+        (entity_id, norm): count
+        for entity_id, norm, count in session.execute(select(Alias.entity_id, Alias.norm, Alias.count))
+    }
+    centroids = {
+        entity_id: blob
+        for entity_id, blob in session.execute(
+            select(Entity.id, Entity.centroid).where(Entity.mention_count > 0)
+        )
+    }
+    bad_aliases: set[int] = set()
+    bad_centroids: set[int] = set()
+
+    def settle(entity_id: int, texts: list[str], blobs: list[bytes]) -> None:
+        used: dict[str, int] = {}
+        for text_ in texts:
+            norm = normalize_surface(text_)
+            used[norm] = used.get(norm, 0) + 1
+        if any(aliases.get((entity_id, norm), 0) < n for norm, n in used.items()):
+            bad_aliases.add(entity_id)
+        stored = centroids.get(entity_id)
+        if stored is None:
+            bad_centroids.add(entity_id)
+            return
+        mean = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim).astype(np.float64)
+        mean = mean.mean(axis=0)
+        if not np.allclose(np.frombuffer(stored, dtype="<f4"), mean, atol=CENTROID_TOLERANCE, rtol=0):
+            bad_centroids.add(entity_id)
+
+    stmt = (
+        select(Mention.entity_id, Mention.text, Mention.vector)
+        .where(Mention.entity_id.is_not(None))
+        .order_by(Mention.entity_id)
+    )
+    current, texts, blobs = None, [], []
+    for entity_id, text_, blob in session.execute(stmt.execution_options(yield_per=READ_CHUNK_ROWS)):
+        if entity_id != current:
+            if current is not None:
+                settle(current, texts, blobs)
+            current, texts, blobs = entity_id, [], []
+        texts.append(text_)
+        blobs.append(blob)
+    if current is not None:
+        settle(current, texts, blobs)
+    return sorted(bad_aliases), sorted(bad_centroids)
+
+
+def check_consistency(
+    engine: Engine, vectors: dict[str, VectorIndex] | None, dim: int | None = None
+) -> ConsistencyReport:
+    """Check the database (``PRAGMA integrity_check`` on SQLite), entity counts, aliases and
+    centroids against the mentions, and FAISS ids against the database.
 
     Args:
         engine (Engine): The store's engine.
-        vectors (dict[str, VectorIndex]): The store's indexes by kind.
+        vectors (dict[str, VectorIndex] | None): The store's FAISS indexes by kind; None for a
+            store without FAISS (PostgreSQL).
+        dim (int | None): Vector size; None skips the alias and centroid checks.
     """
     with Session(engine) as session:
         integrity: list[str] = []
@@ -264,5 +348,10 @@ def check_consistency(engine: Engine, vectors: dict[str, VectorIndex]) -> Consis
                 .where(Entity.mention_count != func.coalesce(actual.c.n, 0))
             )
         )
-    mismatch = [kind for kind in KINDS if not np.array_equal(vectors[kind].ids(), database_ids(engine, kind))]
-    return ConsistencyReport(integrity, int(orphans or 0), bad, mismatch)
+        bad_aliases, bad_centroids = _aliases_and_centroids(session, dim) if dim is not None else ([], [])
+    mismatch = []
+    if vectors is not None:
+        mismatch = [
+            kind for kind in KINDS if not np.array_equal(vectors[kind].ids(), database_ids(engine, kind))
+        ]
+    return ConsistencyReport(integrity, int(orphans or 0), bad, mismatch, bad_aliases, bad_centroids)

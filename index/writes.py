@@ -32,6 +32,13 @@ class VectorDelta:
     mention_vectors: list[np.ndarray] = field(default_factory=list)
     entity_remove: set[int] = field(default_factory=set)
     entity_upsert: dict[int, np.ndarray] = field(default_factory=dict)
+    entity_touched: set[int] = field(default_factory=set)
+    """Entities whose row or aliases changed without a vector change (renames, aliases): not a FAISS
+    change, but shared stores log it so that other processes reload them."""
+
+    def changed_entities(self) -> set[int]:
+        """Every entity this write created, changed or removed."""
+        return set(self.entity_upsert) | self.entity_remove | self.entity_touched
 
     def __bool__(self) -> bool:
         return bool(self.mention_remove or self.mention_ids or self.entity_remove or self.entity_upsert)
@@ -466,3 +473,20 @@ def reassign_mentions(
         )
     _bump_aliases(session, aliases)
     return entity_id, changes.settle(session, delta)
+
+
+def delete_entity(session: Session, entity_id: int, delta: VectorDelta) -> int:
+    """Delete an entity with its mentions and aliases; the documents stay (issue 17's "delete entity").
+
+    The mentions go too rather than being left unlinked: deleting an entity says "this is not an
+    entity", so its spans should stop showing up as one. Returns the number of mentions deleted.
+    """
+    if session.get(Entity, entity_id) is None:
+        raise NotFound("entity", entity_id)
+    mention_ids = list(session.scalars(select(Mention.id).where(Mention.entity_id == entity_id)))
+    session.execute(delete(Mention).where(Mention.entity_id == entity_id))
+    session.execute(delete(Alias).where(Alias.entity_id == entity_id))
+    session.execute(delete(Entity).where(Entity.id == entity_id))
+    delta.mention_remove.extend(mention_ids)
+    delta.entity_remove.add(entity_id)
+    return len(mention_ids)

@@ -63,19 +63,37 @@ def rng() -> np.random.Generator:
 
 
 @pytest.fixture
-def store_factory(tmp_path: Path) -> Iterator[Callable[..., Store]]:
-    """Open stores under tmp_path (default: ``store.db``, DIM, Flat); closes them at teardown."""
+def backend() -> str:
+    """The store backend of a test: SQLite unless a test module overrides this fixture with
+    ``params=tests.postgres.BACKENDS`` to run on PostgreSQL as well."""
+    return "sqlite"
+
+
+@pytest.fixture
+def store_factory(tmp_path: Path, backend: str, request) -> Iterator[Callable[..., Store]]:
+    """Open stores (default: ``store.db``, DIM, Flat) under tmp_path, or as fresh PostgreSQL
+    databases (one per name) when ``backend`` is ``postgres``; closes them at teardown."""
+    from tests.postgres import create_database, drop_database
+
     opened: list[Store] = []
+    databases: dict[str, str] = {}
+    admin = request.getfixturevalue("pg_server") if backend == "postgres" else None
 
     def open_store(name: str = "store.db", **kwargs) -> Store:
         kwargs.setdefault("dim", DIM)
-        store = Store.open(tmp_path / name, **kwargs)
+        if admin is None:
+            target = tmp_path / name
+        else:
+            target = databases.get(name) or databases.setdefault(name, create_database(admin))
+        store = Store.open(target, **kwargs)
         opened.append(store)
         return store
 
     yield open_store
     for store in opened:
         store.close()
+    for url in databases.values():
+        drop_database(admin, url)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -53,6 +53,7 @@ def test_models_compile_for_postgresql():
     ddl = {
         name: str(CreateTable(table).compile(dialect=dialect)) for name, table in Base.metadata.tables.items()
     }
-    assert set(ddl) == {"spanlink_meta", "documents", "mentions", "entities", "aliases"}
-    assert "BYTEA" in ddl["mentions"] and "BYTEA" in ddl["entities"]  # float32 vectors as bytes
+    assert set(ddl) == {"spanlink_meta", "documents", "mentions", "entities", "aliases", "entity_changes"}
+    # pgvector columns; their size is set per store when it is created (index/postgres.py)
+    assert "vector" in ddl["mentions"] and "vector" in ddl["entities"]
     assert "JSON" in ddl["documents"]

@@ -5,6 +5,13 @@ import pytest
 from conftest import DIM, assert_consistent, make_doc, unit
 
 from index import DocumentCreate, InvalidInput, MentionCreate, NewEntity, NotFound
+from tests.postgres import BACKENDS
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    """Every test here runs on the embedded store and on PostgreSQL + pgvector."""
+    return request.param
 
 
 def vec(rng, n=1):

@@ -5,6 +5,13 @@ import pytest
 from conftest import DIM, assert_consistent, clustered
 
 from index import DocumentCreate, InvalidInput, MentionCreate, NewEntity
+from tests.postgres import BACKENDS
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    """Every test here runs on the embedded store and on PostgreSQL + pgvector."""
+    return request.param
 
 
 def fill(store, rng, n_clusters=12, per_cluster=8):
