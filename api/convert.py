@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from api import schemas
 from index import DocumentPublic, EntityPublic, MentionHit, MentionPublic
+from index.browse import DocumentSummary, MentionContext
 
 
 def mention_public(mention: MentionPublic) -> schemas.MentionPublic:
@@ -63,4 +64,33 @@ def entity_detail(entity: EntityPublic, samples: list[MentionHit]) -> schemas.En
             )
             for hit in samples
         ],
+    )
+
+
+def document_summary(document: DocumentSummary) -> schemas.DocumentSummaryPublic:
+    """A document in a list (no full text)."""
+    return schemas.DocumentSummaryPublic(
+        id=document.external_id,
+        language=document.language,
+        metadata=document.metadata,
+        created_at=document.created_at,
+        length=document.length,
+        preview=document.preview,
+        mention_count=document.mention_count,
+    )
+
+
+def mention_context(context: MentionContext) -> schemas.MentionContextPublic:
+    """A mention with its sentence around it."""
+    m = context.mention
+    return schemas.MentionContextPublic(
+        id=m.id,
+        document_id=context.document_external_id,
+        start=m.start,
+        end=m.end,
+        text=m.text,
+        label=m.label,
+        score=m.score,
+        before=context.before,
+        after=context.after,
     )

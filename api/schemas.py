@@ -483,3 +483,69 @@ class ErrorPublic(BaseModel):
     """The body of every error response."""
 
     error: ErrorInfo
+
+
+# -- browsing and corrections (the web page, issue 17) -------------------------------------------
+
+ENTITY_SORTS = ("mentions", "name", "last_seen")
+"""Orders of ``GET /v1/entities``: most mentioned first, by name, most recently changed first."""
+
+
+class DocumentSummaryPublic(BaseModel):
+    """A document in a list: a preview of its text instead of the whole."""
+
+    id: str
+    language: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    length: int = Field(description="Characters in the text.")
+    preview: str = Field(description="The text's first characters.")
+    mention_count: int
+
+
+class DocumentsPublic(BaseModel):
+    """A page of documents, newest first, and how many match over all pages."""
+
+    data: list[DocumentSummaryPublic]
+    count: int = Field(description="Documents matching the filters over all pages (not the page size).")
+
+
+class MentionContextPublic(BaseModel):
+    """A mention of an entity with its sentence around it (keyword in context)."""
+
+    id: int
+    document_id: str
+    start: int
+    end: int
+    text: str
+    label: str
+    score: float
+    before: str = Field(description="Text before the mention, from the start of its sentence.")
+    after: str = Field(description="Text after the mention, to the end of its sentence.")
+
+
+class MentionContextsPublic(BaseModel):
+    """A page of an entity's mentions, newest first, and how many it has."""
+
+    data: list[MentionContextPublic]
+    count: int
+
+
+class EntityUpdate(_Request):
+    """A new name and/or type for an entity (at least one)."""
+
+    name: Name | None = Field(None, min_length=1, max_length=512, description="The new name.")
+    label: Label | None = Field(None, description="The new type (a known label).")
+
+    @model_validator(mode="after")
+    def _something(self) -> EntityUpdate:
+        if self.name is None and self.label is None:
+            raise ValueError("give name, label or both")
+        return self
+
+
+class EntityDeleted(BaseModel):
+    """A deleted entity and how many mentions went with it (their documents stay)."""
+
+    id: int
+    removed_mentions: int

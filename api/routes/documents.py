@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
-from api.convert import document_public, mention_public
+from api.convert import document_public, document_summary, mention_public
 from api.deps import JsonBody, ServiceDep, SettingsDep, WriteAccess
 from api.routes.limits import check_items, check_mentions, check_texts
-from api.schemas import DocumentDeleted, DocumentLinked, DocumentPublic, DocumentsCreate, DocumentsLinked
+from api.schemas import (
+    MAX_ID,
+    DocumentDeleted,
+    DocumentLinked,
+    DocumentPublic,
+    DocumentsCreate,
+    DocumentsLinked,
+    DocumentsPublic,
+    Text,
+)
 from api.service import DocumentSpec, MentionSpec
 
 router = APIRouter(prefix="/documents", tags=["documents"])
@@ -51,6 +60,24 @@ def create_documents(body: DocumentsCreate, service: ServiceDep, settings: Setti
             for s in stored
         ]
     )
+
+
+@router.get("", response_model=DocumentsPublic)
+def list_documents(
+    service: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 20,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Documents to skip.")] = 0,
+    source: Annotated[
+        Text | None,
+        Query(min_length=1, max_length=512, description='Only documents whose metadata "source" is this.'),
+    ] = None,
+    entity_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Only documents that mention this entity.")
+    ] = None,
+) -> DocumentsPublic:
+    """A page of documents, newest first, with a preview of each text; ``count`` is over all pages."""
+    page, total = service.list_documents(limit=limit, offset=offset, source=source, entity_id=entity_id)
+    return DocumentsPublic(data=[document_summary(d) for d in page], count=total)
 
 
 @router.get("/{document_id:path}", response_model=DocumentPublic)
