@@ -177,9 +177,12 @@ def validation_message(exc: Any) -> str:  # noqa: ANN401 - a pydantic Validation
 
 
 def check_out_folder(folder: Path, option: str = "--out") -> None:
-    """An output folder must be a folder or not exist yet; checked before the work, not when saving."""
+    """An output folder must be a folder, or creatable; checked before the work, not when saving."""
     if folder.exists() and not folder.is_dir():
         raise fail(f"{option} {folder} is not a folder")
+    existing = next((parent for parent in folder.absolute().parents if parent.exists()), None)
+    if not folder.exists() and existing is not None and not existing.is_dir():
+        raise fail(f"{option} {folder} cannot be created: {existing} is not a folder")
 
 
 def save_model(span_model: Any, folder: Path) -> None:  # noqa: ANN401 - a ner.SpanModel

@@ -225,6 +225,8 @@ def train(
         )
     except ValueError as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:  # the run folder's state files: a full disk, no permission
+        raise fail(f"cannot write {out}: {exc.strerror or exc}") from None
     # The latest weights are always written, so a stopped run still leaves a usable model;
     # training itself resumes from OUT/trainer_state.pt, not from this folder.
     finish_markers(model)

@@ -151,6 +151,7 @@ CASES = [
     # train
     (["train", "--train", "{missing}", "--out", "{tmp}/run"], "not found"),
     (["train", "--train", "{corpus}", "--out", "{file}"], "--out"),
+    (["train", "--train", "{corpus}", "--out", "{file}/run"], "cannot be created"),
     (["train", "--train", "{corpus}", "--out", "{tmp}/run", "--labels", ","], "--labels"),
     (["train", "--train", "{corpus}", "--out", "{tmp}/run", "--labels", "LOC,LOC"], "twice"),
     (["train", "--train", "{corpus}", "--out", "{tmp}/run", "--epochs", "inf"], "finite"),
@@ -167,6 +168,7 @@ CASES = [
     (["evaluate", "--data", "{corpus}", "-m", "{ckpt}", "--dtype", "fp8"], "fp8"),
     # calibrate
     (["calibrate", "-m", "{ckpt}", "--dev", "{corpus}", "--out", "{file}"], "--out"),
+    (["calibrate", "-m", "{ckpt}", "--dev", "{corpus}", "--out", "{file}/c"], "cannot be created"),
     (["calibrate", "-m", "{ckpt}", "--dev", "{corpus}", "--out", "{tmp}/c", "--shifts", ","], "--shifts"),
     (["calibrate", "-m", "{ckpt}", "--dev", "{corpus}", "--out", "{tmp}/c", "--shifts", "0,nan"], "--shifts"),
     (["calibrate", "-m", "{ckpt}", "--dev", "{corpus}", "--out", "{tmp}/c", "--shifts", "a"], "--shifts"),
