@@ -150,7 +150,7 @@ class Service:
         )
 
     @classmethod
-    def open(cls, settings: ServiceSettings) -> Service:
+    def open(cls, settings: ServiceSettings, *, owner: bool = True) -> Service:
         """Load the model, build the embedder and open (or create) the store.
 
         Raises:
@@ -163,7 +163,7 @@ class Service:
 
         model = ner.load(settings.model, device=settings.device, backend=settings.backend)
         embedder = make_embedder(settings.vectors, model)
-        store = open_store(settings, embedder.dim)
+        store = open_store(settings, embedder.dim, owner=owner)
         try:
             return cls(settings, model, store, embedder)
         except BaseException:
@@ -300,13 +300,8 @@ class Service:
         return self.store.get_document(external_id=external_id)
 
     def _delete_locked(self, external_id: str) -> list[int]:
-        document = self.store.get_document(external_id=external_id)
-        touched = {m.entity_id for m in document.mentions if m.entity_id is not None}
-        removed = self.store.delete_document(document.id)
-        # The linker has no public "forget this document" yet; refresh the cached entities the
-        # document touched (``_refresh_all`` drops the ones that are gone).
-        self.linker._refresh_all(touched)
-        return removed
+        # The linker deletes, refreshes its cache and renames the entities whose name came from it.
+        return self.linker.delete_document(external_id)
 
     def delete_document(self, external_id: str) -> list[int]:
         """Delete a document; returns the entities removed with it. Raises ``index.NotFound``."""
@@ -532,15 +527,21 @@ class Service:
         return removed
 
 
-def open_store(settings: ServiceSettings, dim: int | None = None) -> Store:
-    """Open (or, given ``dim``, create) the store the settings name; FAISS files go in ``data_dir``."""
+def open_store(settings: ServiceSettings, dim: int | None = None, *, owner: bool = True) -> Store:
+    """Open (or, given ``dim``, create) the store the settings name; FAISS files go in ``data_dir``.
+
+    ``owner=False`` opens an embedded store without its owner lock, for commands that only read
+    (a running service owns it); PostgreSQL stores have no owner.
+    """
     if dim is None and settings.db_url is None and not (settings.data_dir / "spanlink.db").exists():
         raise ServiceError(
             404, f"no store in {settings.data_dir} (ingest documents first, or pass --data-dir)"
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     vector_dir = settings.data_dir if settings.db_url else None
-    return Store.open(settings.store_target(), dim=dim, factory=settings.factory, vector_dir=vector_dir)
+    return Store.open(
+        settings.store_target(), dim=dim, factory=settings.factory, vector_dir=vector_dir, owner=owner
+    )
 
 
 def entity_mentions(store: Store, entity: EntityPublic, limit: int = 10) -> list[MentionHit]:

@@ -33,9 +33,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from index import browse, reads, writes
+from index import browse, postgres, reads, writes
 from index.engine import create_store_engine
-from index.errors import InvalidInput, NotFound, StoreClosed, StoreError
+from index.errors import InvalidInput, NotFound, StoreClosed, StoreConflict, StoreError
+from index.ownership import StoreOwnership, acquire
 from index.records import (
     AddResult,
     DocumentCreate,
@@ -90,11 +91,17 @@ class _Transaction:
 
 
 class Store:
-    """Documents, mentions, entities and aliases in SQL, with FAISS indexes of their vectors.
+    """Documents, mentions, entities and aliases in SQL, with indexes of their vectors.
 
-    Create it with :meth:`open`. Thread-safe: writes are serialized by one lock, reads run
-    concurrently. One process should own a store at a time (the FAISS indexes live in its
-    memory); other processes may read the database.
+    Create it with :meth:`open`. Two backends behind one API:
+
+    * **embedded** (SQLite file, the default): vectors searched through FAISS indexes kept in this
+      process's memory and saved beside the database. One process owns the store (a lock file,
+      :mod:`index.ownership`); others may only read it (``owner=False``).
+    * **shared** (PostgreSQL + pgvector): vectors searched by pgvector HNSW indexes in the
+      database, no files; any number of processes on any number of machines (:attr:`shared`).
+
+    Thread-safe: writes are serialized by one lock, reads run concurrently.
     """
 
     def __init__(
@@ -106,8 +113,16 @@ class Store:
         settings: StoreSettings,
         vectors: dict[str, VectorIndex],
         checks: list[VectorCheck],
+        ownership: StoreOwnership | None = None,
+        iterative_scan: bool = False,
+        owner: bool = True,
     ) -> None:
         self._engine: Engine | None = engine
+        self._ownership = ownership
+        self._owner = owner  # may save FAISS files
+        self.shared = engine.url.get_backend_name() == "postgresql"
+        """True on PostgreSQL: vectors in pgvector, no FAISS, many processes (see :meth:`lock_entities`)."""
+        self._iterative_scan = iterative_scan
         self.dim = dim
         self.settings = settings
         self.vector_paths = vector_paths
@@ -127,6 +142,7 @@ class Store:
         factory: str | None = None,
         vector_dir: str | os.PathLike[str] | None = None,
         settings: StoreSettings | None = None,
+        owner: bool = True,
     ) -> Store:
         """Open (or create) a store and bring its FAISS indexes in line with the database.
 
@@ -137,8 +153,12 @@ class Store:
             factory (str | None): FAISS factory string; overrides ``settings.factory``. Changing
                 it on an existing store rebuilds the indexes; ``None`` keeps the saved one.
             vector_dir (str | PathLike | None): Where FAISS files live. Defaults to the SQLite
-                file's folder; required for non-file URLs.
+                file's folder; required for non-file URLs other than PostgreSQL (which keeps
+                vectors in pgvector columns and ignores it).
             settings (StoreSettings | None): Tunables. Defaults to ``StoreSettings()``.
+            owner (bool): Take the embedded store's owner lock (:mod:`index.ownership`). False
+                for readers that never write: they do not save FAISS files either. Ignored on
+                PostgreSQL, where every process may write.
 
         Returns:
             Store: The open store; use it as a context manager or call :meth:`close`.
@@ -146,6 +166,7 @@ class Store:
         Raises:
             SchemaMismatch: Another schema version or vector size, or ``dim`` missing for a new store.
             InvalidInput: Bad settings or factory string, or no ``vector_dir`` for a server URL.
+            StoreLocked: Another process owns this embedded store.
             StoreError: The database cannot be opened.
 
         >>> Store.open("/tmp/spanlink-example.db", dim=384, factory="HNSW32")  # doctest: +SKIP
@@ -154,7 +175,12 @@ class Store:
         if factory is not None:
             settings = replace(settings, factory=factory)
         engine, db_path = create_store_engine(target, settings)
+        if engine.url.get_backend_name() == "postgresql":
+            return cls._open_postgres(engine, dim, settings)
+        ownership = None
         try:
+            if owner and db_path is not None:
+                ownership = acquire(db_path)
             if vector_dir is None and db_path is None:
                 raise InvalidInput(
                     "FAISS files need a folder for this database URL: "
@@ -179,26 +205,62 @@ class Store:
             checks: list[VectorCheck] = []
             for kind in KINDS:
                 index, check = load_checked(
-                    engine, paths[kind], kind, dim, settings.factory, **settings.vector_params()
+                    engine, paths[kind], kind, dim, settings.factory, save=owner, **settings.vector_params()
                 )
                 vectors[kind] = index
                 checks.append(check)
         except BaseException:
             engine.dispose()
+            if ownership is not None:
+                ownership.release()
             raise
-        return cls(engine, dim=dim, vector_paths=paths, settings=settings, vectors=vectors, checks=checks)
+        return cls(
+            engine,
+            dim=dim,
+            vector_paths=paths,
+            settings=settings,
+            vectors=vectors,
+            checks=checks,
+            ownership=ownership,
+            owner=owner,
+        )
+
+    @classmethod
+    def _open_postgres(cls, engine: Engine, dim: int | None, settings: StoreSettings) -> Store:
+        url = engine.url.render_as_string(hide_password=True)
+        try:
+            dim, iterative = postgres.prepare(engine, dim, url, settings.ef_construction)
+        except StoreError:
+            engine.dispose()
+            raise
+        except (SQLAlchemyError, ImportError) as exc:
+            engine.dispose()
+            raise StoreError("cannot open the database", url=url, error=str(exc)) from exc
+        settings = replace(settings, factory=settings.factory or "pgvector-hnsw")
+        return cls(
+            engine,
+            dim=dim,
+            vector_paths={},
+            settings=settings,
+            vectors={},
+            checks=[],
+            iterative_scan=iterative,
+        )
 
     def close(self, *, save: bool = True) -> None:
-        """Save the FAISS indexes (unless ``save`` is false) and release the database connections."""
+        """Save the FAISS indexes (unless ``save`` is false or this process is not the owner) and
+        release the database connections and the owner lock."""
         with self._write_lock:
             if self._engine is None:
                 return
             try:
-                if save:
+                if save and self._owner:
                     self.save_vectors()
             finally:
                 self._engine.dispose()
                 self._engine = None
+                if self._ownership is not None:
+                    self._ownership.release()
 
     def __enter__(self) -> Store:
         return self
@@ -214,13 +276,22 @@ class Store:
         return self._engine
 
     def save_vectors(self) -> None:
-        """Write both FAISS indexes to disk atomically (also done by :meth:`close`)."""
+        """Write both FAISS indexes to disk atomically (also done by :meth:`close`); nothing on
+        PostgreSQL, whose vectors live in the database."""
         with self._write_lock:
             for kind, index in self._vectors.items():
                 index.save(self.vector_paths[kind])
 
     def rebuild_vectors(self, kinds: Sequence[str] = KINDS) -> None:
-        """Rebuild FAISS indexes from the database in bulk and save them (e.g. after tuning)."""
+        """Rebuild FAISS indexes from the database in bulk and save them (e.g. after tuning).
+
+        On PostgreSQL this ``REINDEX``es the pgvector HNSW indexes instead.
+        """
+        if self.shared:
+            with self.engine.begin() as conn:
+                for kind in kinds:
+                    conn.exec_driver_sql(f"REINDEX INDEX {postgres.index_name(kind)}")
+            return
         with self._write_lock:
             with Session(self.engine) as session:
                 generation = database_generation(session)
@@ -294,7 +365,7 @@ class Store:
                 try:
                     session.commit()
                 except SQLAlchemyError as exc:
-                    raise StoreError("database write failed; nothing was written", error=str(exc)) from exc
+                    raise database_error(exc) from exc
             except BaseException:
                 self._transaction = None
                 session.rollback()
@@ -309,6 +380,8 @@ class Store:
 
     def _restore_vectors(self, tx: _Transaction) -> None:
         """After a rollback: the FAISS entries the transaction touched go back to the database's."""
+        if self.shared:  # no FAISS: the database rollback restored everything
+            return
         for kind, touched in tx.touched.items():
             index = self._vectors[kind]
             if touched:
@@ -332,14 +405,24 @@ class Store:
             delta = writes.VectorDelta()
             try:
                 with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                    if self.shared:
+                        postgres.lock_entities(session)
                     result = work(session, delta)
-                    if delta:
-                        generation = bump_generation(session)
+                    generation = self._bump(session, delta)
             except SQLAlchemyError as exc:
-                raise StoreError("database write failed; nothing was written", error=str(exc)) from exc
-            if delta:
+                raise database_error(exc) from exc
+            if delta and not self.shared:
                 self._apply(delta, generation)
             return result
+
+    def _bump(self, session: Session, delta: writes.VectorDelta) -> int:
+        """Record a write's changes in the meta table: the vector generation that FAISS files are
+        checked against (embedded), or the entity change log other processes sync from (shared)."""
+        if self.shared:
+            if changed := delta.changed_entities():
+                postgres.log_entity_changes(session, changed)
+            return 0
+        return bump_generation(session) if delta else 0
 
     def _write_in(self, tx: _Transaction, work: Callable[[Session, writes.VectorDelta], T]) -> T:
         if tx.failed:
@@ -347,18 +430,20 @@ class Store:
         delta = writes.VectorDelta()
         tx.session.expunge_all()
         try:
+            if self.shared:
+                postgres.lock_entities(tx.session)
             result = work(tx.session, delta)
             tx.session.flush()
-            generation = bump_generation(tx.session) if delta else 0
+            generation = self._bump(tx.session, delta)
             tx.session.flush()
         except BaseException as exc:
             tx.failed = True  # the session holds part of this write: only a rollback undoes it
             if isinstance(exc, SQLAlchemyError):
-                raise StoreError("database write failed; nothing was written", error=str(exc)) from exc
+                raise database_error(exc) from exc
             raise
         finally:
             tx.session.expunge_all()
-        if delta:
+        if delta and not self.shared:
             tx.record(delta)
             self._apply(delta, generation, compact=False)  # a rebuild would read committed rows only
         return result
@@ -456,15 +541,18 @@ class Store:
         """Create or update an entity and register its aliases (see :func:`index.writes.upsert_entity`)."""
 
         def work(session: Session, delta: writes.VectorDelta) -> EntityPublic:
-            return _entity_after(session, writes.upsert_entity(session, data, entity_id, self.dim, delta)[0])
+            written = writes.upsert_entity(session, data, entity_id, self.dim, delta)[0]
+            delta.entity_touched.add(written)
+            return _entity_after(session, written)
 
         return self._write(work)
 
     def add_alias(self, entity_id: int, surface: str, *, count: int = 1) -> EntityPublic:
         """Count ``count`` more uses of ``surface`` for an entity (normalized; created if new)."""
 
-        def work(session: Session, _delta: writes.VectorDelta) -> EntityPublic:
+        def work(session: Session, delta: writes.VectorDelta) -> EntityPublic:
             writes.add_alias(session, entity_id, surface, count)
+            delta.entity_touched.add(entity_id)
             return _entity_after(session, entity_id)
 
         return self._write(work)
@@ -519,11 +607,32 @@ class Store:
         with self._read() as session:
             return reads.search_entities(session, query, mode=mode, labels=labels, limit=limit, offset=offset)
 
+    def search_page(
+        self,
+        query: str,
+        *,
+        mode: str = "prefix",
+        labels: Sequence[str] | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        after: tuple[int, int] | None = None,
+    ) -> tuple[list[EntityPublic], int]:
+        """A page of :meth:`search_entities` and the number of matches over all pages, read together.
+
+        ``after`` is the ``(mention_count, id)`` of the previous page's last entity (keyset paging).
+        """
+        with self._read() as session:
+            page = reads.search_entities(
+                session, query, mode=mode, labels=labels, limit=limit, offset=offset, after=after
+            )
+            return page, reads.count_entities(session, query, mode=mode, labels=labels)
+
     def merge_entities(self, target_id: int, source_id: int) -> EntityPublic:
         """Merge ``source_id`` into ``target_id``; mentions, aliases and vectors follow, the source goes."""
 
         def work(session: Session, delta: writes.VectorDelta) -> EntityPublic:
             writes.merge_entities(session, target_id, source_id, self.dim, delta)
+            delta.entity_touched.update((target_id, source_id))
             return _entity_after(session, target_id)
 
         return self._write(work)
@@ -549,6 +658,7 @@ class Store:
                 new_entity=NewEntity(name, label),
                 from_entity=entity_id,
             )[0]
+            delta.entity_touched.update((entity_id, new_id))
             return _entity_after(session, new_id)
 
         return self._write(work)
@@ -557,7 +667,10 @@ class Store:
         """Link mentions (linked elsewhere or not at all) to an existing entity."""
 
         def work(session: Session, delta: writes.VectorDelta) -> EntityPublic:
-            writes.reassign_mentions(session, list(mention_ids), self.dim, delta, entity_id=entity_id)
+            _, removed = writes.reassign_mentions(
+                session, list(mention_ids), self.dim, delta, entity_id=entity_id
+            )
+            delta.entity_touched.update([entity_id, *removed])
             return _entity_after(session, entity_id)
 
         return self._write(work)
@@ -635,6 +748,11 @@ class Store:
             list[EntityHit]: Best first; ``score`` is cosine similarity.
         """
         query = self._query_vector(vector, entity_id)
+        if self.shared:
+            with self._read() as session:
+                found = self._sql_search(session, "entities", query, k, labels, entity_id)
+                rows = reads.get_entities(session, [i for _, i in found])
+            return [EntityHit(score, rows[i]) for score, i in found if i in rows]
         index = self._vectors["entities"]
 
         def keep(ids: list[int]) -> dict[int, EntityPublic]:
@@ -657,6 +775,11 @@ class Store:
     ) -> list[MentionHit]:
         """Mentions closest to ``vector`` or to the centroid of ``entity_id``, with label filters."""
         query = self._query_vector(vector, entity_id)
+        if self.shared:
+            with self._read() as session:
+                found = self._sql_search(session, "mentions", query, k, labels, None)
+                rows = reads.mentions_with_documents(session, [i for _, i in found])
+            return [MentionHit(score, *rows[i]) for score, i in found if i in rows]
         index = self._vectors["mentions"]
 
         def keep(ids: list[int]) -> dict[int, Any]:
@@ -668,6 +791,65 @@ class Store:
             for score, (mention, external_id) in reads.search_filtered(index, query, k, keep)
         ]
 
+    def _sql_search(
+        self,
+        session: Session,
+        kind: str,
+        query: np.ndarray,
+        k: int,
+        labels: Sequence[str] | None,
+        skip: int | None,
+    ) -> list[tuple[float, int]]:
+        if k < 1:
+            raise InvalidInput("k must be >= 1", k=k)
+        return postgres.search(
+            session,
+            kind,
+            query[0],
+            k,
+            labels=labels,
+            skip=skip,
+            ef_search=self.settings.ef_search,
+            iterative=self._iterative_scan,
+        )
+
+    # -- many processes (shared store) ---------------------------------------------------------
+
+    def lock_entities(self) -> int:
+        """Hold the store-wide entity lock until the open :meth:`transaction` ends; return the
+        entity generation.
+
+        On a shared store every write takes this lock before it writes, so a linking decision
+        made under it (candidates read, then the document written) sees every earlier write of
+        every process, and no other process changes entities until it commits. The embedded
+        store has one owner process and serializes writes itself: there it returns 0.
+
+        Raises:
+            StoreError: No transaction is open in this thread (the lock would end at once).
+        """
+        if not self.shared:
+            return 0
+        tx = self._current()
+        if tx is None:
+            raise StoreError("lock_entities needs an open Store.transaction()")
+        try:
+            return postgres.lock_entities(tx.session)
+        except SQLAlchemyError as exc:
+            tx.failed = True
+            raise database_error(exc) from exc
+
+    def entity_changes(self, since: int) -> tuple[int, set[int]]:
+        """The entity generation now, and the entities created, changed or removed after ``since``.
+
+        Caches of entities (the linker's) call this before acting: equal generations mean nothing
+        changed anywhere. Inside a transaction it includes the transaction's own writes. On the
+        embedded store (one owner) it returns ``(0, set())``.
+        """
+        if not self.shared:
+            return 0, set()
+        with self._read() as session:
+            return postgres.entity_changes(session, since)
+
     # -- introspection -------------------------------------------------------------------------
 
     def stats(self) -> StoreStats:
@@ -675,6 +857,19 @@ class Store:
         with self._read() as session:
             count = lambda model: session.scalar(select(func.count()).select_from(model)) or 0  # noqa: E731
             documents, mentions, entities = count(Document), count(Mention), count(Entity)
+            if self.shared:
+                vector_counts = {kind: len(postgres.vector_ids(session, kind)) for kind in KINDS}
+        if self.shared:
+            return StoreStats(
+                documents=documents,
+                mentions=mentions,
+                entities=entities,
+                entity_vectors=vector_counts["entities"],
+                mention_vectors=vector_counts["mentions"],
+                factory=self.settings.factory,
+                effective_factories={kind: "pgvector-hnsw" for kind in KINDS},
+                dim=self.dim,
+            )
         return StoreStats(
             documents=documents,
             mentions=mentions,
@@ -690,12 +885,25 @@ class Store:
         """Sorted ids held by the ``"entities"`` or ``"mentions"`` FAISS index."""
         if kind not in KINDS:
             raise InvalidInput(f"unknown vector kind {kind!r}; expected one of {KINDS}")
+        if self.shared:  # what the pgvector index can return: the rows with a vector
+            with self._read() as session:
+                return postgres.vector_ids(session, kind)
         return self._vectors[kind].ids()
 
     def check(self) -> ConsistencyReport:
-        """Check the database (``PRAGMA integrity_check`` on SQLite), counts, and FAISS against the DB."""
+        """Check the database (``PRAGMA integrity_check`` on SQLite), counts, aliases, centroids, and
+        FAISS against the DB (embedded store)."""
         with self._write_lock:
-            return check_consistency(self.engine, self._vectors)
+            return check_consistency(self.engine, None if self.shared else self._vectors, self.dim)
+
+
+def database_error(exc: SQLAlchemyError) -> StoreError:
+    """A failed write as a :class:`StoreError`; :class:`StoreConflict` when another process's
+    concurrent write caused it (deadlock, serialization failure, a row it removed meanwhile)."""
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if code in ("40P01", "40001", "23503"):
+        return StoreConflict("a concurrent write got in the way; nothing was written", error=str(exc))
+    return StoreError("database write failed; nothing was written", error=str(exc))
 
 
 def _entity_after(session: Session, entity_id: int) -> EntityPublic:

@@ -32,6 +32,13 @@ class VectorDelta:
     mention_vectors: list[np.ndarray] = field(default_factory=list)
     entity_remove: set[int] = field(default_factory=set)
     entity_upsert: dict[int, np.ndarray] = field(default_factory=dict)
+    entity_touched: set[int] = field(default_factory=set)
+    """Entities whose row or aliases changed without a vector change (renames, aliases): not a FAISS
+    change, but shared stores log it so that other processes reload them."""
+
+    def changed_entities(self) -> set[int]:
+        """Every entity this write created, changed or removed."""
+        return set(self.entity_upsert) | self.entity_remove | self.entity_touched
 
     def __bool__(self) -> bool:
         return bool(self.mention_remove or self.mention_ids or self.entity_remove or self.entity_upsert)
