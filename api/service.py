@@ -526,6 +526,10 @@ class Service:
             self.linker._refresh_all([entity_id])  # the refresh finds it gone and drops it from the cache
         return removed
 
+    def entity_names(self, ids: set[int]) -> dict[int, str]:
+        """The names of these entities (those that still exist), for labelling highlighted mentions."""
+        return {entity_id: entity.name for entity_id, entity in self._entities(ids).items()}
+
 
 def open_store(settings: ServiceSettings, dim: int | None = None, *, owner: bool = True) -> Store:
     """Open (or, given ``dim``, create) the store the settings name; FAISS files go in ``data_dir``.
