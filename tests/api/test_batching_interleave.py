@@ -128,6 +128,34 @@ def test_close_finishes_started_and_queued_work_then_refuses():
         batcher.submit(["late:1"])
 
 
+def test_large_requests_are_planned_by_the_caller_and_run_on_their_own():
+    planned_in: dict[str, str] = {}
+    entered, release = threading.Event(), threading.Event()
+
+    def start(texts: list[str], embeddings: bool) -> Scripted:  # noqa: ARG001
+        if any(t.startswith("huge") for t in texts):
+            raise ValueError("cannot plan")
+        planned_in["+".join(texts)] = threading.current_thread().name
+        if texts == ["gate:1"]:
+            entered.set()
+            return Scripted(texts, [], release)
+        return Scripted(texts, [], None)
+
+    batcher = MicroBatcher(start=start, max_wait_s=0.0, plan_chars=40)
+    batcher.submit(["gate:1"])
+    assert entered.wait(10)  # the next three queue up while the worker is busy
+    big = "big:2" + " " * 40
+    futures = [batcher.submit(["a:1"]), batcher.submit([big]), batcher.submit(["b:1"])]
+    failed = batcher.submit(["huge:1" + " " * 40])
+    with pytest.raises(ValueError, match="cannot plan"):
+        failed.result(0)  # refused in the caller's thread, before anything was queued
+    release.set()
+    assert [f.result(10) for f in futures] == [[["A:1"]], [[big.upper()]], [["B:1"]]]
+    batcher.close()
+    worker, caller = "spanlink-extract", threading.current_thread().name
+    assert planned_in == {"gate:1": worker, big: caller, "a:1+b:1": worker}
+
+
 def test_exactly_one_of_fn_and_start():
     with pytest.raises(ValueError, match="exactly one"):
         MicroBatcher()
