@@ -85,6 +85,34 @@ def require_json(request: Request) -> None:
 
 JsonBody = Depends(require_json)
 
+
+def single_query_values(request: Request) -> None:
+    """Refuse a one-value query parameter given several times (``?q=a&q=b``) instead of taking the last.
+
+    Which parameters take several values (``label``) is read from the app's own OpenAPI document,
+    so the rule and the document cannot disagree.
+    """
+    items = request.query_params.multi_items()
+    names = [name for name, _ in items]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if not repeated:
+        return
+    from api.metrics import route_template
+
+    operation = request.app.openapi()["paths"].get(route_template(request.scope), {})
+    parameters = operation.get(request.method.lower(), {}).get("parameters", [])
+    lists = {
+        p["name"] for p in parameters if p.get("in") == "query" and p.get("schema", {}).get("type") == "array"
+    }
+    for name in repeated:
+        if name not in lists:
+            raise ServiceError(
+                422,
+                f"query parameter {name!r} is given {names.count(name)} times; it takes one value",
+                {"parameter": name},
+            )
+
+
 EntityIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Entity id.")]
 
 

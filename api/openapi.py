@@ -50,6 +50,7 @@ STATIC_FACETS: dict[tuple[str, ...], dict[str, Any]] = {
     ("SimilarRequest", "text", "anyOf", "0"): {"pattern": TEXT_PATTERN},
     ("SimilarRequest", "vector", "anyOf", "0"): {"contains": {"not": {"const": 0}}},
     ("SplitRequest", "name", "anyOf", "0"): {"pattern": NAME_PATTERN},
+    ("EntityUpdate", "name", "anyOf", "0"): {"pattern": NAME_PATTERN},
     ("MentionCreate", "end"): {"minimum": 1},  # start >= 0 and start < end
 }
 """Constraints the request models enforce in validators (whose messages say more than a pattern's
@@ -154,6 +155,12 @@ LINKS: dict[str, dict[str, dict[str, Any]]] = {
 walks ingest -> read -> similar -> split -> merge back -> delete with ids the service returned."""
 
 
+ENTITY_UPDATE: dict[str, Any] = {
+    "anyOf": [{"required": [name], "properties": {name: {"type": "string"}}} for name in ("name", "label")]
+}
+"""A new name, a new label, or both."""
+
+
 def assets_dir() -> str:
     """The folder of Swagger UI and ReDoc files shipped by the ``fastapi-offline`` package."""
     return str(resources.files("fastapi_offline") / "static")
@@ -216,8 +223,6 @@ def _runtime_facets(service: Any) -> dict[tuple[str, ...], dict[str, Any]]:
     """What only the open service knows: the model's labels, ``max_k``, the vector size."""
     return {
         ("ExtractRequest", "labels", "anyOf", "0", "items"): {"enum": sorted(service.model.labels)},
-        # The server also takes labels stored by earlier ingests; the model's are the ones always taken.
-        ("SplitRequest", "label", "anyOf", "0"): {"enum": sorted(service.model.labels)},
         ("SimilarRequest", "k"): {"maximum": service.settings.max_k},
         ("SimilarRequest", "vector", "anyOf", "0"): {
             "minItems": service.store.dim,
@@ -238,6 +243,8 @@ def state_constraints(schemas: dict[str, Any], service: Any = None) -> None:
             node.update(keywords)
     if "SimilarRequest" in schemas:
         schemas["SimilarRequest"].update(SIMILAR_QUERY)
+    if "EntityUpdate" in schemas:
+        schemas["EntityUpdate"].update(ENTITY_UPDATE)
     if "DocumentCreate" in schemas:
         schemas["MetadataValue"] = METADATA_VALUE
         schemas["DocumentCreate"]["properties"]["metadata"].update(
@@ -271,6 +278,17 @@ def integer_bounds(node: Any) -> None:
             integer_bounds(value)
 
 
+def _not_null(parameter: dict[str, Any]) -> None:
+    """``str | None = None`` documents a parameter as "string or null"; a URL cannot carry a null."""
+    schema = parameter.get("schema", {})
+    branches = schema.get("anyOf")
+    if isinstance(branches, list):
+        kept = [b for b in branches if b != {"type": "null"}]
+        if len(kept) == 1 and len(kept) < len(branches):
+            del schema["anyOf"]
+            schema.update(kept[0])
+
+
 def tailor(schema: dict[str, Any], *, api_key: bool, service: Any = None) -> dict[str, Any]:
     """Make the generated document state what this service enforces (in place; returns it).
 
@@ -282,6 +300,8 @@ def tailor(schema: dict[str, Any], *, api_key: bool, service: Any = None) -> dic
     """
     for _path, _method, operation in _operations(schema):
         responses = operation["responses"]
+        for parameter in operation.get("parameters", []):
+            _not_null(parameter)
         if (links := LINKS.get(operation.get("operationId", ""))) and "200" in responses:
             responses["200"]["links"] = links
         if not api_key:

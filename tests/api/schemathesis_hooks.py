@@ -10,7 +10,11 @@ send requests the server rightly refuses (and ``positive_data_acceptance`` would
 * a new mention label that differs from a known label only by case is refused ("per" for "PER");
 * the documents of a batch have distinct ids;
 * an entity is not merged into itself;
-* a split's new ``name`` holds a letter or digit (any script: no portable regex class says so).
+* a new entity ``name`` (split, update) holds a letter or digit (any script: no portable regex
+  class says so);
+* a search (``q``) is ordered by mentions: it takes no other ``sort``;
+* an existing entity gets a *known* label (split, update): the model's or one stored before, a set
+  that grows with every ingest, so the schema gives the label's form and this sends a model label.
 
 For those, :func:`map_case` rewrites a positive case into the nearest request that obeys them
 (spans moved onto words of the text, the label spelled as the model spells it, ...). Negative
@@ -74,6 +78,12 @@ def fix_similar(body: dict[str, Any]) -> None:
             body.pop("start"), body.pop("end", None)
 
 
+def _known_label(body: dict[str, Any]) -> None:
+    label = body.get("label")
+    if isinstance(label, str) and label not in MODEL_LABELS:
+        body["label"] = MODEL_LABELS[len(label) % len(MODEL_LABELS)]
+
+
 def _operation(case: Any) -> str:
     return f"{case.method.upper()} {case.operation.path}"
 
@@ -82,10 +92,19 @@ def _operation(case: Any) -> str:
 def map_case(context: Any, case: Any) -> Any:
     """Apply the cross-field rules above to a positive case."""
     meta = case.meta
-    if meta is None or not meta.generation.mode.is_positive or not isinstance(case.body, dict):
+    if meta is None or not meta.generation.mode.is_positive:
+        return case
+    operation = _operation(case)
+    query = case.query if isinstance(case.query, dict) else {}
+    if (
+        operation == "GET /v1/entities"
+        and query.get("q") is not None
+        and query.get("sort") not in (None, "mentions")
+    ):
+        query.pop("sort")
+    if not isinstance(case.body, dict):
         return case
     body = case.body
-    operation = _operation(case)
     if operation == "POST /v1/documents" and isinstance(body.get("documents"), list):
         seen: set[str] = set()
         for document in body["documents"]:
@@ -106,7 +125,13 @@ def map_case(context: Any, case: Any) -> Any:
         if isinstance(other, int | float) and other == (case.path_parameters or {}).get("entity_id"):
             body["other"] = int(other) + 1 if other < 2**63 - 1 else int(other) - 1
     elif operation == "POST /v1/entities/{entity_id}/split":
+        _known_label(body)
         name = body.get("name")
         if isinstance(name, str) and not any(ch.isalnum() for ch in name):
             body["name"] = None
+    elif operation == "PATCH /v1/entities/{entity_id}":
+        _known_label(body)
+        name = body.get("name")
+        if isinstance(name, str) and not any(ch.isalnum() for ch in name):
+            body["name"] = name[:511] + "x"
     return case

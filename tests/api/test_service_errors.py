@@ -217,3 +217,15 @@ def test_similar_text_has_the_same_length_limit_as_every_text(make_client):
     response = make_client(max_text_chars=10).post("/v1/entities/similar", json={"text": "Ada Lovelace"})
     assert response.status_code == 413
     assert response.json()["error"]["message"].startswith("text has 12 characters, at most 10")
+
+
+def test_a_one_value_query_parameter_given_twice_is_422(client):
+    # FastAPI silently took the last `q`; a list parameter (`label`) still takes several.
+    response = client.get("/v1/entities?q=ada&q=bob")
+    assert response.status_code == 422
+    assert response.json()["error"] == {
+        "status": 422,
+        "message": "query parameter 'q' is given 2 times; it takes one value",
+        "detail": {"parameter": "q"},
+    }
+    assert client.get("/v1/entities?q=ada&label=PER&label=LOC").status_code == 200
