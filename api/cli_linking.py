@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from api.cli import app, fail, load_model, validation_message
+from api.cli import app, fail, finite, load_model
 from api.cli_serve import DataDirOption, DbOption, build_settings
 
 LABELS = ["EVT", "LOC", "ORG", "PER", "PRO"]
@@ -40,125 +39,12 @@ def _embedder(kind: str, span_model: Any, cache_file: Path | None = None):  # no
         raise fail(f"cannot read the vector cache {cache_file}: {exc}") from None
 
 
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
-
-
-def _read_utf8(path: Path) -> str:
-    """A file's text; unreadable files and invalid UTF-8 are one line naming the file (and line)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise fail(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise fail(f"{path}:{line}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-
-
-def _records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``(where, record)`` for each document of a file, ``where`` being ``file`` or ``file:line``.
-
-    A text file is one document with its path as id; a JSON-lines file holds one request body per
-    line (an absent id becomes ``file:line``, so ingesting the file again replaces, not duplicates).
-    """
-    text = _read_utf8(path)
-    if path.suffix.lower() not in JSONL_SUFFIXES:
-        yield str(path), {"id": str(path), "text": text}
-        return
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise fail(f"{where}: invalid JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise fail(f'{where}: expected a JSON object with "text", got {type(record).__name__}')
-        if record.get("id") is None:
-            record["id"] = where
-        yield where, record
-
-
-def _validated(where: str, record: dict[str, Any], settings: Any) -> Any:  # noqa: ANN401
-    """The record as the HTTP API would accept it: ``api.schemas.DocumentCreate`` and the same limits."""
-    from pydantic import ValidationError
-
-    from api.errors import ServiceError
-    from api.routes.limits import check_mentions, check_texts
-    from api.schemas import DocumentCreate
-
-    try:
-        json.dumps(record, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise fail(f"{where}: not valid text (a lone surrogate, {exc.object[exc.start]!r})") from None
-    try:
-        document = DocumentCreate.model_validate(record)
-        check_texts([document.text], "document", settings, [document.id])
-        if document.mentions is not None:
-            check_mentions(len(document.mentions), f"document {document.id!r}", settings)
-    except ValidationError as exc:
-        raise fail(f"{where}: {validation_message(exc)}") from None
-    except ServiceError as exc:
-        raise fail(f"{where}: {exc.message}") from None
-    return document
-
-
-def _read_documents(files: list[Path], settings: Any) -> list:  # noqa: ANN401 - ServiceSettings
-    """Every document of every file, checked whole before anything is written (one rule with the API).
-
-    The same id twice is refused as the API refuses it within a batch: the later document would
-    silently replace the earlier one.
-    """
-    from linking.linker import DocumentIn, MentionIn
-
-    docs, seen = [], {}
-    for path in files:
-        for where, record in _records(path):
-            document = _validated(where, record, settings)
-            if document.id in seen:
-                raise fail(f"{where}: document id {document.id!r} also names {seen[document.id]}")
-            seen[document.id] = where
-            mentions = (
-                None
-                if document.mentions is None
-                else [MentionIn(m.start, m.end, m.label) for m in document.mentions]
-            )
-            meta = document.metadata
-            docs.append(DocumentIn(document.id, document.text, mentions, document.language, meta))
-    if not docs:
-        raise fail("no documents in the given files")
-    return docs
-
-
-def _with_mentions(docs: list, span_model: Any) -> list:  # noqa: ANN401 - a ner.SpanModel
-    """Run NER where no mentions were given, as the service does: spaces trimmed from spans, and
-    spans that cannot name an entity ("." or a dash alone) left out rather than failing the document."""
-    from api.service import nameable
-    from linking.linker import DocumentIn, MentionIn
-
-    need = [i for i, d in enumerate(docs) if d.mentions is None]
-    if not need:
-        return docs
-    found = span_model.extract([docs[i].text for i in need], strip_spaces=True)
-    out = list(docs)
-    for i, entities in zip(need, found):
-        d = docs[i]
-        mentions = [MentionIn(e.start, e.end, e.label, float(e.score)) for e in entities if nameable(e.text)]
-        out[i] = DocumentIn(d.external_id, d.text, mentions, d.language, d.metadata)
-    return out
-
-
 ConsolidateOption = Annotated[
     bool,
     typer.Option(
         help="Afterwards merge entities that are one (online linking can split an entity early on)."
     ),
 ]
-
-# Documents per NER call in `ingest`: keeps batches full and the progress bar moving.
-_INGEST_CHUNK = 16
 
 
 def _result_line(result: Any) -> str:  # noqa: ANN401 - a linking.IngestResult
@@ -177,7 +63,14 @@ def _result_line(result: Any) -> str:  # noqa: ANN401 - a linking.IngestResult
 
 @app.command()
 def ingest(
-    files: Annotated[list[Path], typer.Argument(help="Text files (one document each) or .jsonl files.")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Text files (one document each), .jsonl/.ndjson files, folders (recursively) and globs; "
+            "with --ray also URIs that Ray Data reads (s3://bucket/prefix/, gs://..., file://...).",
+            show_default=False,
+        ),
+    ],
     data_dir: DataDirOption = None,
     db: DbOption = None,
     model: Annotated[
@@ -193,65 +86,219 @@ def ingest(
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ...")] = None,
     consolidate: ConsolidateOption = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="auto|ray://HOST:10001",
+            help="Run NER on a Ray cluster (pip install 'spanlink[ray]'): auto = RAY_ADDRESS or a new local "
+            "cluster; implies --bulk.",
+        ),
+    ] = None,
+    actors: Annotated[int, typer.Option(min=1, help="--ray: model actors (each loads the model once).")] = 1,
+    cpus_per_actor: Annotated[
+        float, typer.Option(min=0.0, callback=finite, help="--ray: CPUs each actor reserves.")
+    ] = 1.0,
+    gpus_per_actor: Annotated[
+        float, typer.Option(min=0.0, callback=finite, help="--ray: GPUs each actor reserves.")
+    ] = 0.0,
+    batch_docs: Annotated[
+        int, typer.Option(min=1, help="Documents per model-stage batch (the model packs them by tokens).")
+    ] = 32,
+    bulk: Annotated[
+        bool,
+        typer.Option(
+            "--bulk",
+            help="Resumable bulk run: skip documents stored with the same id and text, report bad documents "
+            "and go on, end with a JSON report line.",
+        ),
+    ] = False,
 ) -> None:
     """Extract, link and store documents in the service's store; prints one JSON line per document.
 
     JSON lines are request bodies of ``POST /v1/documents`` ({"text", "id", "metadata", "language",
-    "mentions"}) and pass the same checks; every file is checked before anything is written. Each
-    document is then stored in its own transaction, in order.
+    "mentions"}) and pass the same checks. By default every file is checked before anything is written
+    and the first bad document stops the command; with --bulk (or --ray) bad documents are reported
+    and skipped, documents already stored with the same id and text are skipped (rerunning a killed
+    job finishes it), and a last line {"report": ...} sums the run up. Each document is stored in
+    its own transaction, in input order.
     """
-    from index import StoreError
-    from linking.linker import Linker, LinkingError
-    from linking.settings import LinkSettings
+    from api.ingest_pipeline import stored_keys
+    from api.ingest_sources import SourceError, expand, is_uri
 
+    bulk = bulk or ray is not None
     settings = build_settings(data_dir=data_dir, db_url=db, model=model, vectors=vectors, device=device)
-    docs = _read_documents(files, settings)
+    try:
+        sources = expand(paths)
+    except SourceError as exc:
+        raise fail(str(exc)) from None
+    remote = [s.name for s in sources if is_uri(s.name)]
+    if remote and ray is None:
+        raise fail(f"{remote[0]}: URIs are read by Ray Data; add --ray")
+    items = None if bulk else _read_strict(sources, settings)
+    total = len(items) if items is not None else _count(sources)
     span_model = load_model(settings.model, settings.device, None, False)
     embedder = _embedder(settings.vectors, span_model)
+    dim = embedder.dim
+    if ray is not None:  # the actors load their own; the driver needed it for checks and the vector size
+        span_model = embedder = None
+    store = _open_store(settings, dim)
     try:
-        link_settings = LinkSettings(**settings.link_settings)
-    except (TypeError, ValueError) as exc:
-        raise fail(f"invalid setting link_settings: {exc}") from None
-    store = _open_store(settings, embedder.dim)
-    try:
-        linker = Linker(store, span_model, link_settings, embedder=embedder)
-        _ingest_all(linker, docs, span_model)
+        linker = _writer_linker(store, settings, dim)
+        stored = stored_keys(store) if bulk else frozenset()
+        if ray is not None:
+            stream = _ray_stream(
+                ray, sources, settings, stored, dim, actors, cpus_per_actor, gpus_per_actor, batch_docs
+            )
+        else:
+            from api.ingest_pipeline import ModelStage, read_sources, run_local
+
+            local = read_sources(sources, settings) if items is None else ((item, 0.0) for item in items)
+            stream = run_local(local, ModelStage(span_model, embedder, stored), batch_docs)
+        report = _write_all(linker, stream, total, bulk)
+        if ray is not None:
+            report.executor = {
+                "kind": "ray",
+                "address": ray,
+                "actors": actors,
+                "cpus_per_actor": cpus_per_actor,
+                "gpus_per_actor": gpus_per_actor,
+                "batch_docs": batch_docs,
+            }
+        else:
+            report.executor = {"kind": "in-process", "batch_docs": batch_docs}
         if consolidate:
-            try:
-                merged = linker.consolidate()
-            except (StoreError, LinkingError) as exc:
-                raise fail(f"consolidate: {exc} (every document was stored)") from None
-            print(json.dumps({"consolidated": {str(k): v for k, v in sorted(merged.items())}}), flush=True)
-    except LinkingError as exc:  # Linker() itself: the store holds vectors of another kind
-        raise fail(str(exc)) from None
+            _consolidate(linker)
+        if bulk:
+            print(json.dumps({"report": report.as_dict()}, ensure_ascii=False), flush=True)
     finally:
         store.close()
 
 
-def _ingest_all(linker: Any, docs: list, span_model: Any) -> None:  # noqa: ANN401
-    """Store documents in order, one transaction each, printing a line per stored document.
+def _read_strict(sources: list, settings: Any) -> list:  # noqa: ANN401 - ServiceSettings
+    """Every document of every file, checked whole before anything is written (one rule with the API);
+    the first bad one is the command's error. The same id twice is refused as the API refuses it within
+    a batch: the later document would silently replace the earlier one."""
+    from api.ingest_pipeline import read_sources
 
-    A failure names the document and how many were stored before it: those stay (each was a
-    complete transaction), and running the command again replaces them rather than duplicating.
-    """
+    items, seen = [], {}
+    for item, _ in read_sources(sources, settings):
+        if item.document is None:
+            raise fail(f"{item.where}: {item.error}")
+        external_id = item.document.external_id
+        if external_id in seen:
+            raise fail(f"{item.where}: document id {external_id!r} also names {seen[external_id]}")
+        seen[external_id] = item.where
+        items.append(item)
+    if not items:
+        raise fail("no documents in the given files")
+    return items
+
+
+def _count(sources: list) -> int | None:
+    """Documents in local files, for the progress bar's ETA (None when a URI is among them)."""
+    from api.ingest_sources import count_documents, is_uri, read_local
+
+    total = 0
+    for source in sources:
+        if is_uri(source.name):
+            return None
+        try:
+            total += count_documents(source.name, read_local(source))
+        except OSError:
+            total += 1  # reported as one failed document
+    return total
+
+
+def _writer_linker(store: Any, settings: Any, dim: int) -> Any:  # noqa: ANN401
+    """The driver's linker: no model of its own, vectors from the model stage."""
+    from api.ingest_pipeline import PrecomputedEmbedder
+    from linking.linker import Linker, LinkingError
+    from linking.settings import LinkSettings
+
+    try:
+        link_settings = LinkSettings(**settings.link_settings)
+    except (TypeError, ValueError) as exc:
+        raise fail(f"invalid setting link_settings: {exc}") from None
+    try:
+        return Linker(store, None, link_settings, embedder=PrecomputedEmbedder(dim))
+    except LinkingError as exc:  # the store holds vectors of another kind
+        raise fail(str(exc)) from None
+
+
+def _ray_stream(
+    address: str,
+    sources: list,
+    settings: Any,
+    stored: frozenset,
+    dim: int,
+    actors: int,  # noqa: ANN401
+    cpus: float,
+    gpus: float,
+    batch_docs: int,
+):  # noqa: ANN202 - Iterator[Prepared]
+    """The Ray executor's stream; Ray is shut down after it when this command started it."""
+    try:
+        from api.ingest_ray import RayUnavailable, connect, run_ray
+
+        started = connect(address)
+    except ImportError as exc:
+        raise fail(f"--ray needs Ray Data: pip install 'spanlink[ray]' ({exc})") from None
+    except RayUnavailable as exc:
+        raise fail(str(exc)) from None
+    import ray
+
+    try:
+        yield from run_ray(
+            sources,
+            settings,
+            stored=stored,
+            dim=dim,
+            actors=actors,
+            cpus_per_actor=cpus,
+            gpus_per_actor=gpus,
+            batch_docs=batch_docs,
+        )
+    except ray.exceptions.RayError as exc:
+        first = str(exc).strip().splitlines()
+        raise fail(f"the Ray job failed: {first[0] if first else type(exc).__name__}") from None
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _write_all(linker: Any, stream: Any, total: int | None, bulk: bool) -> Any:  # noqa: ANN401
+    """The serial writer over the executor's stream, with a progress bar (documents/s, ETA)."""
     from tqdm.auto import tqdm
 
+    from api.ingest_pipeline import WriteFailed, Writer
+
+    def stored(result: Any) -> None:  # noqa: ANN401
+        print(_result_line(result), flush=True)
+
+    writer = Writer(linker, skip_stored=bulk, keep_going=bulk, on_stored=stored)
+    with tqdm(total=total, desc="ingest", unit="doc", file=sys.stderr) as bar:
+        for prepared in stream:
+            try:
+                writer.write(prepared)
+            except WriteFailed as exc:
+                raise fail(
+                    f"document {exc.prepared.external_id or exc.prepared.where!r}: {exc.error} "
+                    f"({exc.stored_before} documents before it were stored)"
+                ) from None
+            bar.update(1)
+    return writer.report
+
+
+def _consolidate(linker: Any) -> None:  # noqa: ANN401
     from index import StoreError
     from linking.linker import LinkingError
 
-    stored = 0
-    with tqdm(total=len(docs), desc="ingest", unit="doc", file=sys.stderr) as bar:
-        for at in range(0, len(docs), _INGEST_CHUNK):
-            for document in _with_mentions(docs[at : at + _INGEST_CHUNK], span_model):
-                try:
-                    result = linker.ingest_one(document)
-                except (StoreError, LinkingError) as exc:
-                    raise fail(
-                        f"document {document.external_id!r}: {exc} ({stored} documents before it were stored)"
-                    ) from None
-                print(_result_line(result), flush=True)
-                stored += 1
-                bar.update(1)
+    try:
+        merged = linker.consolidate()
+    except (StoreError, LinkingError) as exc:
+        raise fail(f"consolidate: {exc} (every document was stored)") from None
+    print(json.dumps({"consolidated": {str(k): v for k, v in sorted(merged.items())}}), flush=True)
 
 
 def _open_store(settings: Any, dim: int):  # noqa: ANN202, ANN401 - an index.Store from ServiceSettings
