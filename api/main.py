@@ -13,14 +13,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
+from api.deps import single_query_values
 from api.errors import install_error_handlers
 from api.metrics import install_metrics
 from api.openapi import AllowedMethods, install_docs, tailored_openapi
 from api.routes import documents, entities, extract, link, meta
+from api.routes.pages import install_pages
 from api.schemas import ErrorPublic
 from api.service import Service
 from api.settings import ServiceSettings, get_settings
@@ -55,7 +57,9 @@ RESOURCES = (extract, documents, link, entities)
 
 def api_router() -> APIRouter:
     """The versioned API: one tagged router per resource."""
-    router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    router = APIRouter(
+        prefix=API_PREFIX, responses=ERROR_RESPONSES, dependencies=[Depends(single_query_values)]
+    )
     for module in RESOURCES:
         router.include_router(module.router)
     return router
@@ -122,6 +126,7 @@ def create_app(settings: ServiceSettings | None = None, service: Service | None 
     app.include_router(api_router())
     app.include_router(meta.router)
     install_docs(app)
+    install_pages(app)  # the web page at / (issue 17)
     app.openapi = tailored_openapi(app, lambda: _settings(app).api_key is not None)  # type: ignore[method-assign]
     app.state.allowed_methods = AllowedMethods.of_routers(
         [*((API_PREFIX, m.router) for m in RESOURCES), ("", meta.router)]
