@@ -90,10 +90,23 @@ def _operation(case: Any) -> str:
 
 @schemathesis.hook
 def map_case(context: Any, case: Any) -> Any:
-    """Apply the cross-field rules above to a positive case."""
+    """Apply the cross-field rules above to a positive case as it is generated."""
+    repair(case)
+    return case
+
+
+@schemathesis.hook
+def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
+    """Once more just before sending: the stateful phase fills in values seen in earlier responses
+    (a label echoed by ``/v1/link``, say) after ``map_case`` has run."""
+    repair(case)
+
+
+def repair(case: Any) -> None:
+    """The cross-field rules above, applied in place to a positive case (negative ones untouched)."""
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive:
-        return case
+        return
     operation = _operation(case)
     query = case.query if isinstance(case.query, dict) else {}
     if (
@@ -103,7 +116,7 @@ def map_case(context: Any, case: Any) -> Any:
     ):
         query.pop("sort")
     if not isinstance(case.body, dict):
-        return case
+        return
     body = case.body
     if operation == "POST /v1/documents" and isinstance(body.get("documents"), list):
         seen: set[str] = set()
@@ -134,4 +147,3 @@ def map_case(context: Any, case: Any) -> Any:
         name = body.get("name")
         if isinstance(name, str) and not any(ch.isalnum() for ch in name):
             body["name"] = name[:511] + "x"
-    return case
