@@ -129,20 +129,28 @@ def measure(url: str, document: str, timeout: float, pause: float) -> dict[str, 
             long_done.set()
 
     long_thread = threading.Thread(target=run_long)
+    sent = time.monotonic()
     long_thread.start()
-    time.sleep(0.5)  # let the long request reach the model first
-    samples, stable, i = [], True, 0
+    time.sleep(0.5)  # let the long request reach the service first
+    samples, sent_at, stable, i = [], [], True, 0
     with httpx.Client(base_url=url, timeout=timeout) as http:
         while not long_done.is_set():
             text = SHORT_TEXTS[i % len(SHORT_TEXTS)]
             begin = time.monotonic()
             got = _extract(http, text)
             samples.append(time.monotonic() - begin)
+            sent_at.append(begin - sent)
             stable &= got == expected[text]
             i += 1
             time.sleep(pause)
     long_thread.join()
-    return {"short": _latency(samples), "short_results_stable": stable, "long": long_result}
+    worst = sorted(zip(samples, sent_at), reverse=True)[:3]
+    return {
+        "short": _latency(samples),
+        "short_worst": [{"ms": round(s * 1000, 1), "sent_after_s": round(t, 1)} for s, t in worst],
+        "short_results_stable": stable,
+        "long": long_result,
+    }
 
 
 def main() -> None:
