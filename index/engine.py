@@ -58,9 +58,20 @@ def create_store_engine(
 
     elif engine.url.get_backend_name() == "postgresql":
 
+        searches = (
+            f"SET hnsw.ef_search = {int(settings.ef_search)}",
+            # pgvector 0.8+: a filtered search goes on scanning until k rows pass the filter; the
+            # store re-sorts the few rows relaxed_order may leave out of order.
+            "SET hnsw.iterative_scan = relaxed_order",
+        )
+
         @event.listens_for(engine, "connect")
         def _pg_vector_type(dbapi_connection: Any, _record: Any) -> None:
             register_pgvector(dbapi_connection)
+            with dbapi_connection.cursor() as cursor:
+                for statement in searches:
+                    cursor.execute(statement)
+            dbapi_connection.commit()
 
     return engine, db_path
 

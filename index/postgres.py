@@ -100,22 +100,22 @@ def search(
 
     The query orders by the index's own operator (``<=>``, cosine distance) with a LIMIT, so the
     HNSW index serves it. Label filters are applied inside the index scan: with pgvector 0.8's
-    iterative scan (``relaxed_order``) the scan goes on until k rows pass the filter, so a label
+    iterative scan (``relaxed_order``, set on every connection by :mod:`index.engine`) the scan
+    goes on until k rows pass the filter, so a label
     held by 1% of the rows still gets k hits; the rows are then put back in exact order here.
     Without it (older pgvector) the search over-fetches and filters, growing fourfold.
     """
     model = Mention if kind == "mentions" else Entity
     column = model.vector if kind == "mentions" else model.centroid  # type: ignore[attr-defined]
     distance = column.op("<=>", return_type=Float)(to_blob(query))
-    session.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), k)}"))
+    if k > ef_search:  # the connection's default (index.engine) is ef_search
+        session.execute(text(f"SET LOCAL hnsw.ef_search = {int(k)}"))
     clauses: list[Any] = [column.is_not(None)]
     if skip is not None:
         clauses.append(model.id != skip)
     if labels:
         clauses.append(model.label.in_(list(labels)))
     if iterative:
-        if labels or skip is not None:
-            session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
         rows = session.execute(select(model.id, distance).where(*clauses).order_by(distance).limit(k)).all()
     else:
         fetch = k + (skip is not None)

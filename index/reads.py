@@ -120,6 +120,17 @@ def get_entities(session: Session, entity_ids: Iterable[int]) -> dict[int, Entit
     return {entity.id: entity_public(entity) for entity in rows}
 
 
+def get_entities_with_centroids(
+    session: Session, entity_ids: Iterable[int]
+) -> dict[int, tuple[EntityPublic, bytes | None]]:
+    """Entities (with aliases) and their centroid blobs by id, in two queries; missing ids are absent."""
+    ids = list(entity_ids)
+    if not ids:
+        return {}
+    stmt = select(Entity).options(selectinload(Entity.aliases)).where(Entity.id.in_(ids))
+    return {entity.id: (entity_public(entity), entity.centroid) for entity in session.scalars(stmt)}
+
+
 def list_entities(
     session: Session, *, after_id: int, limit: int, labels: Sequence[str] | None = None
 ) -> list[tuple[EntityPublic, bytes | None]]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -562,6 +562,11 @@ class Store:
         with self._read() as session:
             return reads.get_entity(session, entity_id)
 
+    def get_entities(self, entity_ids: Sequence[int]) -> dict[int, EntityPublic]:
+        """Fetch several entities with their aliases in one read; ids that do not exist are left out."""
+        with self._read() as session:
+            return reads.get_entities(session, entity_ids)
+
     def list_entities(
         self, *, after_id: int = 0, limit: int = 1000, labels: Sequence[str] | None = None
     ) -> list[tuple[EntityPublic, np.ndarray | None]]:
@@ -578,6 +583,33 @@ class Store:
             (entity, None if blob is None else normalize_rows(from_blob(blob, self.dim), self.dim)[0])
             for entity, blob in rows
         ]
+
+    def entities_with_vectors(
+        self, entity_ids: Iterable[int]
+    ) -> dict[int, tuple[EntityPublic, np.ndarray | None]]:
+        """Entities by id, each with its normalized centroid (or ``None``), in two queries; ids that do
+        not exist are absent. For caches that refresh many entities at once (the linker's)."""
+        with self._read() as session:
+            rows = reads.get_entities_with_centroids(session, entity_ids)
+        return {
+            i: (entity, None if blob is None else normalize_rows(from_blob(blob, self.dim), self.dim)[0])
+            for i, (entity, blob) in rows.items()
+        }
+
+    def nearest_entity_ids(self, vector: Any, k: int) -> list[int]:
+        """Ids of the ``k`` entities whose centroids are nearest ``vector``, best first, without reading
+        their rows: what candidate generation needs (``similar_entities`` returns whole entities)."""
+        query = normalize_rows(vector, self.dim, what="query vector")
+        if k < 1:
+            raise InvalidInput("k must be >= 1", k=k)
+        if self.shared:
+            with self._read() as session:
+                return [i for _, i in self._sql_search(session, "entities", query, k, None, None)]
+        index = self._vectors["entities"]
+        if index.ntotal == 0:
+            return []
+        _, ids = index.search(query, min(k, index.ntotal))
+        return [int(i) for i in ids[0] if i >= 0]
 
     def labels(self) -> list[str]:
         """The distinct labels of stored entities and mentions, sorted."""
@@ -837,6 +869,13 @@ class Store:
         except SQLAlchemyError as exc:
             tx.failed = True
             raise database_error(exc) from exc
+
+    def entity_generation(self) -> int:
+        """The entity generation now (shared stores; 0 on the embedded store)."""
+        if not self.shared:
+            return 0
+        with self._read() as session:
+            return postgres.entity_generation(session)
 
     def entity_changes(self, since: int) -> tuple[int, set[int]]:
         """The entity generation now, and the entities created, changed or removed after ``since``.

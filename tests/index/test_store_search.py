@@ -97,3 +97,57 @@ def test_similar_mentions_with_labels(store, rng):
 def test_search_on_empty_store(store):
     assert store.similar_entities(np.ones(DIM), k=5) == []
     assert store.similar_mentions(np.ones(DIM), k=5) == []
+
+
+def test_a_label_held_by_one_percent_of_the_mentions_still_gets_k_hits(store_factory, rng, backend):
+    """Filters apply inside the search (pgvector's iterative index scan; FAISS over-fetching), so a
+    rare label is not starved by the unfiltered nearest neighbours."""
+    store = store_factory(factory="HNSW16")
+    n, per_doc, k = 3000, 50, 10
+    _, vectors, _ = clustered(rng, 60, n // 60)
+    with store.transaction():
+        for d in range(n // per_doc):
+            words = [f"m{d}x{i}" for i in range(per_doc)]
+            mentions, start = [], 0
+            for i, word in enumerate(words):
+                label = "RARE" if (d * per_doc + i) % 100 == 0 else "PER"
+                vector = vectors[d * per_doc + i]
+                mentions.append(MentionCreate(start, start + len(word), label, vector))
+                start += len(word) + 1
+            store.add_document(DocumentCreate(f"doc{d}", " ".join(words), mentions))
+    rare = {
+        m.id
+        for d in range(n // per_doc)
+        for m in store.get_document(external_id=f"doc{d}").mentions
+        if m.label == "RARE"
+    }
+    assert len(rare) == n // 100
+    if backend == "postgres":  # the query must be served by the HNSW index, not a sequential scan
+        from sqlalchemy import text
+
+        with store.engine.connect() as conn:
+            conn.execute(text("SET enable_seqscan = off"))
+            plan = "\n".join(
+                r[0]
+                for r in conn.execute(
+                    text("EXPLAIN SELECT id FROM mentions ORDER BY vector <=> CAST(:q AS vector) LIMIT 10"),
+                    {"q": str(vectors[0].tolist())},
+                )
+            )
+        assert "ix_mentions_vector_hnsw" in plan, plan
+        from sqlalchemy.orm import Session
+
+        from index import postgres
+
+        with Session(store.engine) as session:  # through the index, efSearch 10: only the iterative
+            session.execute(text("SET LOCAL enable_seqscan = off"))  # scan can find 10 RARE rows
+            query = vectors[1] / np.linalg.norm(vectors[1])
+            found = postgres.search(
+                session, "mentions", query, k, labels=["RARE"], skip=None, ef_search=10, iterative=True
+            )
+        assert len(found) == k and {i for _, i in found} <= rare
+    for query in rng.standard_normal((5, DIM)).astype(np.float32):
+        hits = store.similar_mentions(query, k=k, labels=["RARE"])
+        assert len(hits) == k
+        assert {h.mention.id for h in hits} <= rare
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
