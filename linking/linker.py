@@ -3,8 +3,10 @@
 The store is the source of truth for entities (centroids, aliases and counts are updated by
 ``Store.add_document``, ``merge_entities`` and ``split_entity``). The linker keeps a read cache of
 entity names, aliases and centroids keyed by alias keys (``linking.names.name_keys``) so that
-candidates are found without a database scan; it refreshes the entities each write touches, so it
-assumes it is the only writer of its store (call ``reload()`` after writes made elsewhere).
+candidates are found without a database scan; it refreshes the entities each write touches. On the
+embedded store it is the only writer (call ``reload()`` after writes made elsewhere); on a shared
+(PostgreSQL) store it syncs from the store's entity change log before every decision and decides
+under the store-wide entity lock, so processes linking at once never found the same entity twice.
 """
 
 from __future__ import annotations
@@ -172,6 +174,7 @@ class Linker:
 
     def reload(self) -> None:
         """Rebuild the entity cache from the store (after writes that bypassed this linker)."""
+        self._generation = self.store.entity_generation()  # first: a change while paging is seen later
         self.table = MemoryEntities(self.store.dim)
         after = 0
         while page := self.store.list_entities(after_id=after, limit=1000):
@@ -194,11 +197,13 @@ class Linker:
             yield
             return
         self._touched = set()
+        generation = self._generation
         try:
             with self.store.transaction():
                 yield
         except BaseException:
             touched, self._touched = self._touched, None
+            self._generation = generation  # what the block synced from its own writes is gone
             self._refresh_all(touched)
             raise
         finally:
@@ -220,9 +225,30 @@ class Linker:
         self.table.put(_view(entity, self.store.entity_vector(entity_id)))
 
     def _refresh_all(self, entity_ids: Iterable[int]) -> None:
-        for entity_id in set(entity_ids):
-            with contextlib.suppress(NotFound):  # gone meanwhile: _refresh dropped it from the cache
-                self._refresh(entity_id)
+        """Read the entities again from the store (two queries for all); drop those that are gone."""
+        ids = set(entity_ids)
+        if self._touched is not None:
+            self._touched.update(ids)
+        found = self.store.entities_with_vectors(ids)
+        for entity_id in ids:
+            if entity_id in found:
+                self.table.put(_view(*found[entity_id]))
+            else:
+                self.table.remove(entity_id)
+
+    def sync(self) -> None:
+        """Reload the entities that other processes created, changed or removed since the cache last
+        looked (shared stores; a no-op on the embedded store, whose only writer is this process).
+
+        Runs before every linking decision, so no decision acts on stale entities: the store logs
+        every entity write under a generation number (``Store.entity_changes``).
+        """
+        if not self.store.shared:
+            return
+        generation, changed = self.store.entity_changes(self._generation)
+        if generation != self._generation:
+            self._refresh_all(changed)
+            self._generation = generation
 
     # -- linking -------------------------------------------------------------------------------
 
@@ -246,8 +272,11 @@ class Linker:
         return list(mentions), vectors
 
     def _decide(
-        self, text: str, mentions: list[MentionIn], vectors: np.ndarray
+        self, text: str, mentions: list[MentionIn], vectors: np.ndarray, *, lock: bool = False
     ) -> tuple[list[list[int]], list[GroupView], list[Decision]]:
+        if lock:  # shared store: no other process changes entities until this transaction commits
+            self.store.lock_entities()
+        self.sync()
         spans = [MentionSpan(m.start, m.end, m.label, text[m.start : m.end]) for m in mentions]
         groups = group_mentions(text, spans, self.settings)
         views, decisions = [], []
@@ -259,8 +288,7 @@ class Linker:
             )
             vector_ids = None
             if view.vector is not None and self.settings.vector_candidates:
-                hits = self.store.similar_entities(view.vector, k=self.settings.vector_candidates)
-                vector_ids = [hit.entity.id for hit in hits]
+                vector_ids = self.store.nearest_entity_ids(view.vector, self.settings.vector_candidates)
             views.append(view)
             decisions.append(
                 decide(view, self.table.candidates(view, self.settings, vector_ids), self.settings)
@@ -297,8 +325,11 @@ class Linker:
 
     def ingest_one(self, document: DocumentIn) -> IngestResult:
         """Link and store one document in one transaction (see ``ingest``)."""
+        if self.store.shared and self._touched is None:  # the entity lock lasts until the commit
+            with self.transaction():
+                return self.ingest_one(document)
         found, vectors = self._mentions(document.text, document.mentions)
-        groups, views, decisions = self._decide(document.text, found, vectors)
+        groups, views, decisions = self._decide(document.text, found, vectors, lock=True)
         try:
             previous = self.store.get_document(external_id=document.external_id)
             touched = {m.entity_id for m in previous.mentions if m.entity_id is not None}
@@ -412,6 +443,11 @@ class Linker:
         Returns:
             dict[int, int]: Each merged-away entity id and the id it now lives on.
         """
+        if self.store.shared and self._touched is None:  # plan and merge under the entity lock
+            with self.transaction():
+                return self.consolidate()
+        self.store.lock_entities()
+        self.sync()
         plan = plan_merges(self.table, self.settings)
         for step in plan:  # in order: each target still exists when its step comes
             self.merge(step.target, step.source)
