@@ -1,14 +1,17 @@
 """Issue 14 item 5: one long extract must not hold the model while short requests wait.
 
-The worker runs started work one bounded step at a time, round-robin, and starts requests that
-arrived meanwhile before it continues. These tests are deterministic: the long request's first model
-batch blocks on an event until the short request is queued, and they assert the order of completion
-and the number of model batches run before the short request finished (no wall-clock thresholds).
+Work that one step finishes runs at once on the worker; longer work runs on the long lane, one
+bounded step at a time, round-robin, newcomers before the interrupted piece. These tests are
+deterministic: the long request's first step blocks on an event until the test lets it go, and they
+assert the order of completion and the model batches run before the short request finished (no
+wall-clock thresholds).
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future
 
 import numpy as np
@@ -20,10 +23,16 @@ from tests.ner.sentences import EXTRA_TEXTS, SENTENCES
 # -- the worker with scripted work ---------------------------------------------------------------
 
 
-class Scripted:
-    """Work of ``sum(steps in texts)`` unit steps ("long:5" = 5); each step is logged, the first may block."""
+_Gate = tuple[threading.Event, threading.Event]
 
-    def __init__(self, texts: list[str], log: list[str], gate: threading.Event | None) -> None:
+
+class Scripted:
+    """Work of ``sum(steps in texts)`` unit steps ("long:5" = 5); each step is logged.
+
+    With a ``gate`` (entered, release), the first step sets ``entered`` and waits for ``release``.
+    """
+
+    def __init__(self, texts: list[str], log: list[str], gate: _Gate | None = None) -> None:
         self.texts, self.log, self.gate = texts, log, gate
         self.left = sum(int(t.split(":")[1]) for t in texts)
 
@@ -31,11 +40,17 @@ class Scripted:
     def done(self) -> bool:
         return self.left == 0
 
+    @property
+    def steps_left(self) -> int:
+        return self.left
+
     def step(self, batches: int = 1) -> bool:
         if any(t.startswith("bad") for t in self.texts):
             raise ValueError("bad text")
         if self.gate is not None:
-            self.gate.wait(30)
+            entered, release = self.gate
+            entered.set()
+            release.wait(30)
             self.gate = None
         n = self.left if batches <= 0 else min(batches, self.left)
         self.log.extend([self.texts[0].split(":")[0]] * n)
@@ -47,7 +62,8 @@ class Scripted:
 
 
 def _gated_batcher(step_units: int = 1) -> tuple[MicroBatcher, list[str], threading.Event, threading.Event]:
-    """A batcher whose first step blocks until ``release`` is set; ``entered`` tells it has begun."""
+    """A batcher whose first work's first step blocks until ``release`` is set; ``entered`` tells
+    that the step has begun."""
     log: list[str] = []
     entered, release = threading.Event(), threading.Event()
     first = [True]
@@ -56,8 +72,7 @@ def _gated_batcher(step_units: int = 1) -> tuple[MicroBatcher, list[str], thread
         gate = None
         if first[0]:
             first[0] = False
-            gate = release
-            entered.set()
+            gate = (entered, release)
         return Scripted(texts, log, gate)
 
     return MicroBatcher(start=start, max_wait_s=0.0, step_units=step_units), log, entered, release
@@ -71,20 +86,29 @@ def _finish_order(futures: dict[str, Future]) -> list[str]:
     return order
 
 
-def test_short_requests_overtake_a_long_one():
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+def test_short_requests_never_wait_for_a_long_one_and_long_ones_take_turns():
     batcher, log, entered, release = _gated_batcher()
     long = batcher.submit(["long:6"])
-    assert entered.wait(10)  # the long request is in its first step
+    assert entered.wait(10)  # the long request is in its first step on the long lane, until release
     short = batcher.submit(["short:1"])
-    vectors = batcher.submit(["vec:2"], embeddings=True)
-    order = _finish_order({"long": long, "short": short, "vec": vectors})
+    assert short.result(10) == [["SHORT:1"]]  # finished while the long lane is inside a step
+    assert log == ["short"]
+    vectors = batcher.submit(["vec:2"], embeddings=True)  # two steps: the long lane
+    _wait_for(lambda: batcher._long.qsize() == 1)
+    order = _finish_order({"long": long, "vec": vectors})
     release.set()
-    assert long.result(10) == [["LONG:6"]]
-    assert short.result(10) == [["SHORT:1"]] and vectors.result(10) == [["VEC:2"]]
+    assert long.result(10) == [["LONG:6"]] and vectors.result(10) == [["VEC:2"]]
     batcher.close()
-    # One step of the long request, then the newcomers, then round-robin until all are done.
-    assert log == ["long", "short", "vec", "long", "vec", "long", "long", "long", "long"]
-    assert order == ["short", "vec", "long"]
+    # One step of the long request, then the newcomer, then round-robin until both are done.
+    assert log == ["short", "long", "vec", "long", "vec", "long", "long", "long", "long"]
+    assert order == ["vec", "long"]
 
 
 def test_step_units_zero_runs_a_request_whole():
@@ -136,10 +160,7 @@ def test_large_requests_are_planned_by_the_caller_and_run_on_their_own():
         if any(t.startswith("huge") for t in texts):
             raise ValueError("cannot plan")
         planned_in["+".join(texts)] = threading.current_thread().name
-        if texts == ["gate:1"]:
-            entered.set()
-            return Scripted(texts, [], release)
-        return Scripted(texts, [], None)
+        return Scripted(texts, [], (entered, release) if texts == ["gate:1"] else None)
 
     batcher = MicroBatcher(start=start, max_wait_s=0.0, plan_chars=40)
     batcher.submit(["gate:1"])
@@ -170,10 +191,10 @@ def _rows(entities) -> list[tuple]:
     return [(e.start, e.end, e.text, e.label, e.score) for e in entities]
 
 
-def test_service_short_extract_finishes_within_one_batch_of_a_long_one(tiny_model, tmp_path):
-    """The long document's first model batch blocks until the short request is queued; the short
-    request must finish after at most one more batch, long before the long one, with the results
-    of a direct ``model.extract``."""
+def test_service_short_extract_does_not_wait_for_a_long_one(tiny_model, tmp_path):
+    """The long document's first model batch blocks until the test lets it go; meanwhile a short
+    request must finish (with one model batch of its own), with the results of a direct
+    ``model.extract``, and the long one too, afterwards."""
     from api.service import Service, open_store
     from api.settings import ServiceSettings
     from linking.embedding import SpanEmbedder
@@ -214,16 +235,16 @@ def test_service_short_extract_finishes_within_one_batch_of_a_long_one(tiny_mode
         long = threading.Thread(target=run, args=("long", document, True))
         long.start()
         assert entered.wait(30)
-        queued = service.batcher.submit([short])  # queued while the long request holds the model
+        queued = service.batcher.submit([short])  # while the long request's first batch runs
         queued.add_done_callback(lambda _: done.append(("short", len(batches))))  # runs in the worker
+        short_result = queued.result(30)[0]  # the long one's batch has not even finished yet
         release.set()
-        short_result = queued.result(60)[0]
         long.join(60)
     finally:
         release.set()
         service.close()
     assert [name for name, _ in done] == ["short", "long"]
-    assert done[0][1] == 2  # the long request's first batch, then the short request's own
+    assert done[0][1] == 2  # the long request's first batch (still running), the short request's own
     assert len(batches) == windows + 1
     assert _rows(short_result) == _rows(expected_short)
     assert _rows(results["long"]) == _rows(expected_long)
