@@ -92,9 +92,9 @@ class ServiceSettings(BaseSettings):
     step_batches: int = Field(
         1,
         ge=0,
-        description="Model batches (each within the model's token budget) the NER worker runs for one "
-        "request before it turns to the others waiting; 0 runs each request whole, so that one long "
-        "document holds up every other request.",
+        description="Model batches (each within the model's token budget) in one step of NER work: work "
+        "of more steps runs on the long lane, a step at a time, beside short requests; 0 runs each "
+        "request whole on one lane, so that one long document holds up every other request.",
     )
     request_timeout_s: float = Field(
         300.0, gt=0, description="How long a request waits for the model before a 503."
