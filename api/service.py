@@ -484,13 +484,9 @@ class Service:
         total = len(found)
         if after is not None:
             found = [(c, i) for c, i in found if (-c, i) > (-after[0], after[1])]
-        page = []
-        for _, entity_id in found[offset:]:
-            with contextlib.suppress(NotFound):  # removed meanwhile
-                page.append(self.store.get_entity(entity_id))
-            if len(page) == limit:
-                break
-        return page, total
+        wanted = [entity_id for _, entity_id in found[offset : offset + limit]]
+        rows = self.store.get_entities(wanted)  # one read; an entity removed meanwhile is left out
+        return [rows[entity_id] for entity_id in wanted if entity_id in rows], total
 
     def entity_mentions_page(
         self, entity_id: int, *, limit: int, offset: int = 0, context: int = 160
@@ -528,7 +524,7 @@ class Service:
 
     def entity_names(self, ids: set[int]) -> dict[int, str]:
         """The names of these entities (those that still exist), for labelling highlighted mentions."""
-        return {entity_id: entity.name for entity_id, entity in self._entities(ids).items()}
+        return {entity_id: entity.name for entity_id, entity in self.store.get_entities(sorted(ids)).items()}
 
 
 def open_store(settings: ServiceSettings, dim: int | None = None, *, owner: bool = True) -> Store:

@@ -10,7 +10,9 @@ Jinja2 autoescapes every value; no template marks user text ``|safe``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +24,7 @@ from fastapi.templating import Jinja2Templates
 from api import browsing
 from api.deps import ServiceDep, SettingsDep
 from api.errors import ServiceError
-from api.schemas import ENTITY_SORTS, MAX_ID
+from api.schemas import ENTITY_SORTS, MAX_ID, Text
 from api.service import Service
 from index import InvalidInput, NotFound
 
@@ -64,6 +66,24 @@ def _render(request: Request, name: str, status: int = 200, **context: Any) -> H
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 
+@contextlib.contextmanager
+def one_faiss_thread() -> Iterator[None]:
+    """Run this thread's FAISS searches on one OpenMP thread, then restore the setting (per thread).
+
+    One query gains nothing from a team of threads and pays their wake-up: on the busy 2-core
+    machine the entity page's similarity search took ~96 ms with the default team, ~17 ms with one
+    (index/README.md recommends the same for single queries).
+    """
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def _pages(total: int, per_page: int, page: int) -> dict[str, int]:
     last = max(1, -(-total // per_page))
     return {"page": page, "last": last, "total": total, "per_page": per_page}
@@ -88,7 +108,7 @@ def documents_page(
     request: Request,
     service: ServiceDep,
     page: Page = 1,
-    source: Annotated[str | None, Query(max_length=512)] = None,
+    source: Annotated[Text | None, Query(max_length=512)] = None,
     entity: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> HTMLResponse:
     """Documents, newest first, filtered by metadata source and by an entity they mention."""
@@ -146,8 +166,8 @@ def entities_page(
     request: Request,
     service: ServiceDep,
     page: Page = 1,
-    q: Annotated[str | None, Query(max_length=512)] = None,
-    label: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[Text | None, Query(max_length=512)] = None,
+    label: Annotated[Text | None, Query(max_length=64)] = None,
     sort: Annotated[str, Query(max_length=16)] = "mentions",
 ) -> HTMLResponse:
     """Entities, sortable and filtered by type, or found by name or alias in any script."""
@@ -197,7 +217,8 @@ def entity_page(
         limit=ENTITY_DOCUMENTS_PER_PAGE, offset=(docs - 1) * ENTITY_DOCUMENTS_PER_PAGE, entity_id=entity.id
     )
     try:
-        similar = service.similar(entity_id=entity.id, k=min(SIMILAR_ENTITIES, settings.max_k))
+        with one_faiss_thread():
+            similar = service.similar(entity_id=entity.id, k=min(SIMILAR_ENTITIES, settings.max_k))
     except (ServiceError, InvalidInput, NotFound):  # no vector to compare by, or gone meanwhile
         similar = []
     return _render(

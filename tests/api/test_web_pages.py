@@ -175,6 +175,15 @@ def test_an_entity_page_shows_aliases_by_script_contexts_documents_and_paging(cl
     assert "Corrections" in page and 'data-action="merge-search"' in page
 
 
-@pytest.mark.parametrize("path", ["/documents?page=0", "/entities?page=-1", "/entities/1?docs=0"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/documents?page=0",
+        "/entities?page=-1",
+        "/entities/1?docs=0",
+        "/documents?source=%00",
+        "/entities?q=%00",
+    ],
+)
 def test_bad_page_numbers_are_refused(client, path):
     assert client.get(path).status_code == 422
