@@ -135,6 +135,8 @@ def ingest(
     remote = [s.name for s in sources if is_uri(s.name)]
     if remote and ray is None:
         raise fail(f"{remote[0]}: URIs are read by Ray Data; add --ray")
+    if ray is not None:
+        _require_ray()
     items = None if bulk else _read_strict(sources, settings)
     total = len(items) if items is not None else _count(sources)
     span_model = load_model(settings.model, settings.device, None, False)
@@ -224,6 +226,14 @@ def _writer_linker(store: Any, settings: Any, dim: int) -> Any:  # noqa: ANN401
         return Linker(store, None, link_settings, embedder=PrecomputedEmbedder(dim))
     except LinkingError as exc:  # the store holds vectors of another kind
         raise fail(str(exc)) from None
+
+
+def _require_ray() -> None:
+    """Fail before any model loads when Ray Data is not installed."""
+    try:
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise fail(f"--ray needs Ray Data: pip install 'spanlink[ray]' ({exc})") from None
 
 
 def _ray_stream(

@@ -239,6 +239,8 @@ class Writer:
         report.read_seconds += prepared.read_seconds
         report.model_seconds += prepared.model_seconds
         if prepared.status == FAILED:
+            if not self.keep_going:
+                raise WriteFailed(prepared, RuntimeError(prepared.error or "failed"), report.documents)
             self._failed(prepared, prepared.error or "failed")
             return
         document = prepared.document
@@ -250,10 +252,16 @@ class Writer:
             self.linker.embedder.expect(document, prepared.vectors)
             result = self.linker.ingest_one(document)
         except Exception as exc:
-            from index import StoreError
+            from index import InvalidInput, NotFound
+            from index.errors import StoreConflict
             from linking.linker import LinkingError
 
-            if not isinstance(exc, StoreError | LinkingError) or not self.keep_going:
+            # A document the store or the linker refuses is reported; anything else (a database that
+            # went away, a bug) stops the job, and running it again resumes.
+            if (
+                not isinstance(exc, InvalidInput | LinkingError | StoreConflict | NotFound)
+                or not self.keep_going
+            ):
                 raise WriteFailed(prepared, exc, report.documents) from exc
             self._failed(prepared, str(exc))
             return

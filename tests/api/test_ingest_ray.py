@@ -200,7 +200,7 @@ def test_ray_ingest_into_postgres_equals_the_in_process_ingest(
 
 
 def test_a_killed_driver_rerun_stores_every_document_once(ray_cluster, tiny_checkpoint, tmp_path):
-    corpus = write_corpus(tmp_path / "corpus", copies=12)  # 144 documents
+    corpus = write_corpus(tmp_path / "corpus", copies=6)  # 72 documents
     command = [sys.executable, "-m", "api", "ingest", str(corpus), *model_args(tiny_checkpoint)]
     command += ["--data-dir", str(tmp_path / "s"), "--ray", "auto"]
     env = {**os.environ, **ray_cluster}
@@ -216,7 +216,7 @@ def test_a_killed_driver_rerun_stores_every_document_once(ray_cluster, tiny_chec
     first.wait(timeout=30)
     first.stdout.close()
     before = stored_ids(tmp_path / "s")
-    total = 12 * (sum(map(len, TEXTS.values())) + len(GOLD) + 1)
+    total = 6 * (sum(map(len, TEXTS.values())) + len(GOLD) + 1)
     assert 5 <= len(before) < total, "the kill did not land mid-way"
 
     rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
@@ -262,3 +262,42 @@ def test_bad_documents_are_reported_and_the_good_ones_stored(ray_cluster, tiny_c
     assert "not valid UTF-8" in failures["latin1.txt:1"] and "invalid JSON" in failures["mixed.jsonl:2"]
     assert "not valid text" in failures["mixed.jsonl:5"] and "not valid UTF-8" in failures["mixed.jsonl:7"]
     assert report["documents"] == 3 and report["failed"] == 6
+
+
+def _actor_pids() -> list[int]:
+    """Processes of the model actors (Ray titles them ``ray::MapWorker(MapBatches(ModelActor))``)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and b"ModelActor" in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.slow  # an actor restart (a second model load) under Ray: -m slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the actor's process in /proc")
+def test_a_dead_worker_is_retried_without_duplicate_writes(ray_cluster, tiny_checkpoint, tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", copies=6)
+    command = [sys.executable, "-m", "api", "ingest", str(corpus), *model_args(tiny_checkpoint)]
+    command += ["--data-dir", str(tmp_path / "s"), "--ray", "auto", "--batch-docs", "1"]
+    job = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env={**os.environ, **ray_cluster},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines = [job.stdout.readline()]  # the actor is up and has run batches: kill it
+    victims = _actor_pids()
+    assert victims, "no model actor process found"
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    lines += job.stdout.readlines()
+    assert job.wait(timeout=240) == 0
+    report = json.loads(lines[-1])["report"]
+    ids = stored_ids(tmp_path / "s")
+    total = 6 * (sum(map(len, TEXTS.values())) + len(GOLD) + 1)
+    assert len(ids) == len(set(ids)) == total and report["documents"] == total and report["failed"] == 0
