@@ -162,6 +162,10 @@ def main() -> None:
         print(f"NER: {result['ner_default_model']['documents_per_s']:.1f} documents/s", file=sys.stderr)
     json.dump(result, sys.stdout, indent=1)
     sys.stdout.write("\n")
+    if not args.pg_url:
+        from tests.postgres import stop_server
+
+        stop_server(workdir / "postgres" / "data")
 
 
 if __name__ == "__main__":

@@ -140,6 +140,10 @@ def main() -> None:
         result[name].update(measure(open_store, queries, exact, ef_values, args.k))
     json.dump(result, sys.stdout, indent=1)
     sys.stdout.write("\n")
+    if not args.pg_url:
+        from tests.postgres import stop_server
+
+        stop_server(workdir / "postgres" / "data")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,10 @@ _SETUP_LOCK = "spanlink:schema"
 VECTOR_COLUMNS = {"mentions": ("mentions", "vector"), "entities": ("entities", "centroid")}
 """Kind -> (table, column) of the pgvector columns."""
 
+MAX_EF_SEARCH = 1000
+"""pgvector's limit on ``hnsw.ef_search``; a larger k relies on the iterative scan (it goes on past
+efSearch, up to ``hnsw.max_scan_tuples``) or, without it, on an exact scan."""
+
 HNSW_M = 16
 """pgvector HNSW ``m`` (links per node): pgvector's default; 32 builds twice as slowly here."""
 
@@ -108,8 +112,10 @@ def search(
     model = Mention if kind == "mentions" else Entity
     column = model.vector if kind == "mentions" else model.centroid  # type: ignore[attr-defined]
     distance = column.op("<=>", return_type=Float)(to_blob(query))
-    if k > ef_search:  # the connection's default (index.engine) is ef_search
-        session.execute(text(f"SET LOCAL hnsw.ef_search = {int(k)}"))
+    if k > ef_search:  # the connection's default (index.engine) is ef_search; pgvector allows 1000
+        session.execute(text(f"SET LOCAL hnsw.ef_search = {min(int(k), MAX_EF_SEARCH)}"))
+    if k > MAX_EF_SEARCH and not iterative:  # the index cannot return more than efSearch rows
+        session.execute(text("SET LOCAL enable_indexscan = off"))  # exact: a scan and a sort
     clauses: list[Any] = [column.is_not(None)]
     if skip is not None:
         clauses.append(model.id != skip)

