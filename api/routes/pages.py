@@ -135,14 +135,27 @@ def documents_page(
 
 
 @router.get("/documents/{document_id:path}")
-def document_page(request: Request, document_id: str, service: ServiceDep, page: Page = 1) -> HTMLResponse:
-    """One document: its text a page at a time, mentions highlighted and linked to their entities."""
+def document_page(
+    request: Request,
+    document_id: str,
+    service: ServiceDep,
+    page: Page = 1,
+    at: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="Show the page holding this offset.")
+    ] = None,
+) -> HTMLResponse:
+    """One document: its text a page at a time, mentions highlighted and linked to their entities.
+
+    ``at`` (a character offset, as the entity page's mention links give) picks the page that holds it.
+    """
     try:
         document = service.get_document(document_id)
     except NotFound:
         return _not_found(request, f"document {document_id!r}")
     mentions = sorted(document.mentions, key=lambda m: (m.start, m.end))
     bounds = browsing.page_bounds(document.text, [(m.start, m.end) for m in mentions], DOCUMENT_PAGE_CHARS)
+    if at is not None:
+        page = next((i for i, (_, end) in enumerate(bounds, 1) if at < end), len(bounds))
     page = min(page, len(bounds))
     start, end = bounds[page - 1]
     shown = [m for m in mentions if m.start < end and m.end > start]

@@ -380,6 +380,11 @@ def test_an_entity_with_10k_mentions_and_a_50k_word_document_page(tab, tiny_chec
         assert len(second_ids) == 50 and not set(first_ids) & set(second_ids)
         page.goto(f"{url}/entities/{entity_id}?page=220")
         assert page.locator("#kwic li").count() == 50
+        page.goto(f"{url}/entities/{entity_id}")  # the newest mention is the long document's last one
+        page.locator("#kwic a.src").first.click()
+        page.wait_for_url(re.compile(r"/documents/long-50k-words\?at=\d+#m\d+$"))
+        assert page.locator(".ent:target").inner_text().startswith("Merkel")
+        assert page.locator(".ent:target").is_visible()
         page.goto(f"{url}/documents/long-50k-words")
         pager = page.locator("nav.pager").first.inner_text()
         pages = int(re.search(r"page 1 of (\d+)", pager).group(1))

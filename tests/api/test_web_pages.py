@@ -81,7 +81,7 @@ def test_the_document_page_highlights_each_mention_as_a_link_to_its_entity(clien
     page = _html(client, "/documents/d1")
     for mention in stored["mentions"]:
         link = re.search(
-            rf'<a class="ent" data-label="{mention["label"]}" '
+            rf'<a class="ent" id="m{mention["id"]}" data-label="{mention["label"]}" '
             rf'href="/entities/{mention["entity_id"]}"[^>]*>([^<]*)<',
             page,
         )
@@ -159,6 +159,10 @@ def test_a_long_document_is_shown_a_page_at_a_time(client):
     last = int(re.search(r"page 1 of (\d+)", page).group(1))
     tail = _html(client, "/documents/long", {"page": last})
     assert "today." in tail and 'class="ent"' in tail
+    # A mention link from the entity page (?at=offset#m<id>) opens the page that holds the mention.
+    last_mention = client.get("/v1/documents/long").json()["mentions"][-1]
+    holding = _html(client, "/documents/long", {"at": last_mention["start"]})
+    assert f"page {last} of {last}" in holding and f'id="m{last_mention["id"]}"' in holding
 
 
 def test_an_entity_page_shows_aliases_by_script_contexts_documents_and_paging(client):
