@@ -472,12 +472,16 @@ class Service:
         """Entities with a name or alias whose words start with ``query``, ignoring case, accents and
         script (``browsing.folded_matches``), most mentioned first, and how many match.
 
-        The linker keeps every entity's name and aliases in memory (it links against them), so the
-        search folds those instead of a column the store does not have; the page itself is read from
-        the store. ``after`` is the previous page's last ``(mention_count, id)``.
+        The linker keeps every entity's name and aliases in memory (it links against them, and on a
+        shared store catches up with other processes' writes first), so the search folds those instead
+        of a column the store does not have; the page itself is read from the store. ``after`` is the
+        previous page's last ``(mention_count, id)``.
         """
         from linking.names import normalize_name
 
+        if self.store.shared:  # other processes may have written: catch the cache up first
+            with self.write_lock:
+                self.linker.sync()
         views = list(self.linker.table.entities.values())  # a snapshot: writers replace, not mutate, the dict
         rows = ((v.id, v.label, v.mention_count, [v.name, *v.aliases]) for v in views)
         found = browsing.folded_matches(query, rows, normalize_name, labels)
