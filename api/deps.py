@@ -86,26 +86,35 @@ def require_json(request: Request) -> None:
 JsonBody = Depends(require_json)
 
 
-def single_query_values(request: Request) -> None:
-    """Refuse a one-value query parameter given several times (``?q=a&q=b``) instead of taking the last.
+def strict_query(request: Request) -> None:
+    """Refuse query parameters the operation does not take, and one-value ones given several times.
 
-    Which parameters take several values (``label``) is read from the app's own OpenAPI document,
-    so the rule and the document cannot disagree.
+    FastAPI ignores an unknown parameter (``?lable=PER`` answered unfiltered, as if all was well)
+    and keeps the last of repeated ones (``?q=a&q=b``). Request bodies already refuse unknown
+    fields; this holds query strings to the same rule. What each operation takes, and which
+    parameters take several values (``label``), is read from the app's own OpenAPI document, so
+    the rule and the document cannot disagree.
     """
-    items = request.query_params.multi_items()
-    names = [name for name, _ in items]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if not repeated:
+    names = [name for name, _ in request.query_params.multi_items()]
+    if not names:
         return
     from api.metrics import route_template
 
     operation = request.app.openapi()["paths"].get(route_template(request.scope), {})
-    parameters = operation.get(request.method.lower(), {}).get("parameters", [])
-    lists = {
-        p["name"] for p in parameters if p.get("in") == "query" and p.get("schema", {}).get("type") == "array"
-    }
-    for name in repeated:
-        if name not in lists:
+    parameters = [
+        p for p in operation.get(request.method.lower(), {}).get("parameters", []) if p.get("in") == "query"
+    ]
+    known = {p["name"] for p in parameters}
+    lists = {p["name"] for p in parameters if p.get("schema", {}).get("type") == "array"}
+    for name in dict.fromkeys(names):
+        if name not in known:
+            takes = ", ".join(sorted(known)) or "none"
+            raise ServiceError(
+                422,
+                f"unknown query parameter {name!r}; this operation takes: {takes}",
+                {"parameter": name, "allowed": sorted(known)},
+            )
+        if name not in lists and names.count(name) > 1:
             raise ServiceError(
                 422,
                 f"query parameter {name!r} is given {names.count(name)} times; it takes one value",

@@ -96,9 +96,22 @@ def _validation_message(errors: list[dict[str, Any]], body: Any) -> tuple[int, s
         if isinstance(key, str):
             where += f" (id {key!r})"
     message = str(first.get("msg", "invalid input")).removeprefix("Value error, ")
+    if first.get("type") == "string_pattern_mismatch":  # say the rule, not the regex
+        message = pattern_messages().get((first.get("ctx") or {}).get("pattern"), message)
     if first.get("type") == "string_unicode":  # pydantic's own words for a lone surrogate
         message = "text is not valid Unicode (a lone surrogate such as \\ud800)"
     return 422, f"invalid {where}: {message}"
+
+
+def pattern_messages() -> dict[str, str]:
+    """What each pattern of ``api.schemas`` asks for, in words (a regex of Unicode classes helps nobody)."""
+    from api.schemas import CURSOR_PATTERN, LABEL_PATTERN, NON_BLANK
+
+    return {
+        NON_BLANK: "must hold a character that is not whitespace",
+        CURSOR_PATTERN: "must be the `next` value of a previous page",
+        LABEL_PATTERN: "a label has no control characters and no whitespace at either end",
+    }
 
 
 def _json_kind(value: Any) -> str:

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import single_query_values
+from api.deps import strict_query
 from api.errors import install_error_handlers
 from api.metrics import install_metrics
 from api.openapi import AllowedMethods, install_docs, tailored_openapi
@@ -57,9 +57,7 @@ RESOURCES = (extract, documents, link, entities)
 
 def api_router() -> APIRouter:
     """The versioned API: one tagged router per resource."""
-    router = APIRouter(
-        prefix=API_PREFIX, responses=ERROR_RESPONSES, dependencies=[Depends(single_query_values)]
-    )
+    router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES, dependencies=[Depends(strict_query)])
     for module in RESOURCES:
         router.include_router(module.router)
     return router

@@ -86,14 +86,22 @@ def test_any_cursor_the_schema_allows_is_a_position(client):
     _ingest(client, "d1", "Ada Lovelace.", ["Ada Lovelace"])
     past_the_end = _search(client, q="a", cursor="0.9999999999999999999")
     assert past_the_end["data"] == [] and past_the_end["count"] == 1
-    assert client.get("/v1/entities", params={"q": "a", "cursor": "x"}).status_code == 422
+    refused = client.get("/v1/entities", params={"q": "a", "cursor": "x"})
+    assert refused.status_code == 422
+    assert (
+        refused.json()["error"]["message"]
+        == "invalid query.cursor: must be the `next` value of a previous page"
+    )
 
 
 def test_blank_search_is_refused_by_the_schema_pattern(client):
     for q in (" ", "\x85", "\u3000\t"):
         response = client.get("/v1/entities", params={"q": q})
         assert response.status_code == 422
-        assert response.json()["error"]["message"].startswith("invalid query.q: String should match pattern")
+        assert (
+            response.json()["error"]["message"]
+            == "invalid query.q: must hold a character that is not whitespace"
+        )
 
 
 # -- the OpenAPI document states what the server enforces ------------------------------------------

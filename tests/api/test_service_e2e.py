@@ -245,7 +245,7 @@ BAD_REQUESTS = [
     ("GET", "/v1/documents/no-such-document", None, 404),
     ("DELETE", "/v1/documents/no-such-document", None, 404),
     ("GET", "/v1/entities/999999", None, 404),
-    ("GET", "/v1/entities/abc", None, 422),
+    ("GET", "/v1/entities/abc", None, 404),  # entity ids are numbers: no such route
     ("GET", "/v1/entities/99999999999999999999999", None, 422),  # beyond 64 bits
     ("GET", "/v1/entities", None, 422),  # q is required
     ("POST", "/v1/entities/999999/merge", {"other": 1}, 404),

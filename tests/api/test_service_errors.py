@@ -229,3 +229,15 @@ def test_a_one_value_query_parameter_given_twice_is_422(client):
         "detail": {"parameter": "q"},
     }
     assert client.get("/v1/entities?q=ada&label=PER&label=LOC").status_code == 200
+
+
+def test_an_unknown_query_parameter_is_422_naming_what_the_operation_takes(client):
+    # `?lable=PER` (a typo) was ignored: the answer looked fine and was unfiltered.
+    response = client.get("/v1/entities?q=ada&lable=PER")
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["message"].startswith("unknown query parameter 'lable'; this operation takes: ")
+    assert {"q", "label", "limit"} <= set(error["detail"]["allowed"])
+    assert client.post("/v1/extract?verbose=1", json={"texts": ["Ada"]}).json()["error"]["message"] == (
+        "unknown query parameter 'verbose'; this operation takes: none"
+    )
