@@ -84,3 +84,34 @@ def http(tiny_checkpoint, pg_database, tmp_path_factory) -> Iterator[httpx.Clien
 def client(make_client, pg_url):
     """An in-process client on a fresh PostgreSQL database."""
     return make_client(db_url=pg_url)
+
+
+def test_the_cli_commands_take_the_postgres_url(tiny_checkpoint, pg_url, tmp_path):
+    """ingest, entity, similar and check with --db postgresql+psycopg://... (no data folder needed)."""
+    import json
+
+    def spanlink(*args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "SPANLINK_DATA_DIR": str(tmp_path / "nowhere")}
+        return subprocess.run(
+            [sys.executable, "-m", "api", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    text = "Angela Merkel met Emmanuel Macron."
+    record = {"id": "d1", "text": text, "mentions": [{"start": 0, "end": 13, "label": "PER"}]}
+    (tmp_path / "docs.jsonl").write_text(json.dumps(record) + "\n")
+    model = ["--model", str(tiny_checkpoint), "--vectors", "span"]
+    ingested = spanlink("ingest", str(tmp_path / "docs.jsonl"), "--db", pg_url, *model)
+    assert ingested.returncode == 0, ingested.stderr
+    shown = spanlink("entity", "1", "--db", pg_url)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["name"] == "Angela Merkel"
+    similar = spanlink("similar", "Angela Merkel", "--db", pg_url, *model)
+    assert similar.returncode == 0, similar.stderr
+    assert json.loads(similar.stdout.splitlines()[0])["entity"]["id"] == 1
+    checked = spanlink("check", "--db", pg_url)
+    assert checked.returncode == 0 and json.loads(checked.stdout)["ok"] is True
