@@ -5,8 +5,9 @@ another; a fresh store in a temp folder), sends one ``/v1/extract`` with a ``--w
 of generated multilingual news sentences, and meanwhile, from a client thread, short (~20
 character) extracts one after another until the long request returns. Reports p50/p99/max latency
 of the short extracts and the long request's duration, once per ``--step-batches`` value: each gets
-its own server with ``SPANLINK_STEP_BATCHES`` set, so ``--step-batches 0 1`` measures before (each
-request run whole) and after (one model batch per step, newcomers first).
+its own server with ``SPANLINK_STEP_BATCHES`` set, so ``--step-batches 0 1`` measures before (one
+lane, each request run whole) and after (short requests at once, long ones on their own lane one
+model batch per step).
 
     python bench/long_request_latency.py --step-batches 0 1 > bench/out/long_request_latency.json
     python bench/long_request_latency.py --words 5000 --step-batches 1      # quick check
