@@ -247,7 +247,8 @@ BAD_REQUESTS = [
     ("GET", "/v1/entities/999999", None, 404),
     ("GET", "/v1/entities/abc", None, 404),  # entity ids are numbers: no such route
     ("GET", "/v1/entities/99999999999999999999999", None, 422),  # beyond 64 bits
-    ("GET", "/v1/entities", None, 422),  # q is required
+    ("GET", "/v1/entities?sort=size", None, 422),  # unknown sort order
+    ("GET", "/v1/entities?q=a&sort=name", None, 422),  # search results have their own order
     ("POST", "/v1/entities/999999/merge", {"other": 1}, 404),
     ("POST", "/v1/entities/999999/split", {"mention_ids": [1]}, 404),
     ("GET", "/v1/nothing-here", None, 404),
