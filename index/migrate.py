@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, func, insert, select, text
 
+from index import postgres
 from index.engine import create_store_engine
 from index.errors import InvalidInput, StoreError
 from index.schema import META_DIM, META_SCHEMA_VERSION, SCHEMA_VERSION, Alias, Document, Entity, Mention, Meta
@@ -209,12 +210,16 @@ def migrate(
                     )
                 totals = {t.name: _count(src, t) for t in TABLES}
                 with target_engine.begin() as dst:
+                    if store.shared:  # one HNSW build after the copy, not an insert per row
+                        postgres.drop_vector_indexes(dst)
                     for table in TABLES:
                         for rows in _chunks(src, table):
                             dst.execute(insert(table), rows)
                             if progress is not None:
                                 progress(len(rows), sum(totals.values()))
                     _continue_ids(dst, _highest_ids(src))
+                    if store.shared:
+                        postgres.create_vector_indexes(dst, store.settings.ef_construction)
                 checks = []
                 with target_engine.connect() as dst:
                     for table in TABLES:

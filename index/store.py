@@ -289,6 +289,7 @@ class Store:
         """
         if self.shared:
             with self.engine.begin() as conn:
+                conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{postgres.BUILD_MEMORY}'")
                 for kind in kinds:
                     conn.exec_driver_sql(f"REINDEX INDEX {postgres.index_name(kind)}")
             return

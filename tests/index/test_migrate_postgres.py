@@ -69,6 +69,13 @@ def test_migrate_copies_everything_with_its_ids_and_check_verifies(tmp_path, pg_
         new = store.upsert_entity(EntityCreate("Brand New", "PER"))
         assert new.id > kb.id  # after the highest id ever handed out, not a reused one
         assert store.check().ok
+        with store.engine.connect() as conn:  # dropped for the copy, built once after it
+            from sqlalchemy import text as sql
+
+            indexes = set(
+                conn.execute(sql("SELECT indexname FROM pg_indexes WHERE indexdef LIKE '%hnsw%'")).scalars()
+            )
+        assert indexes == {"ix_mentions_vector_hnsw", "ix_entities_centroid_hnsw"}
 
     again = spanlink("migrate", "--from", f"sqlite:///{source}", "--to", pg_url, "--no-progress")
     assert again.returncode == 1 and "not empty" in again.stderr
