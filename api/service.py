@@ -279,6 +279,8 @@ class Service:
         or a filter may not invent one. Known = the model's labels and those stored so far.
         """
         known = self._known_labels
+        if self.store.shared and not set(labels) <= known:  # another process may have stored it since
+            known = self._known_labels = known | set(self.store.labels())
         by_fold = {label.casefold(): label for label in sorted(known)}
         for label in labels:
             if label in known:

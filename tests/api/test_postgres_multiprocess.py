@@ -205,6 +205,7 @@ def test_a_merge_through_one_service_is_seen_through_the_other_at_once(tiny_chec
             stored = httpx.post(f"{a}/v1/documents", json={"documents": docs}, headers=AUTH, timeout=60)
             assert stored.status_code in (200, 201), stored.text
             farage, johnson = (d["mentions"][0]["entity_id"] for d in stored.json()["documents"])
+            johnson_mention = stored.json()["documents"][1]["mentions"][0]["id"]
             assert farage != johnson
 
             # Created through A, linked through B (B's cache syncs before deciding).
@@ -233,6 +234,23 @@ def test_a_merge_through_one_service_is_seen_through_the_other_at_once(tiny_chec
             }
             stored = httpx.post(f"{b}/v1/documents", json={"documents": [again]}, headers=AUTH, timeout=60)
             assert stored.json()["documents"][0]["mentions"][0]["entity_id"] == farage
+
+            # A label first stored through A is a known label for B (a split may not invent one).
+            event = {
+                "id": "d4",
+                "text": "Brexit happened.",
+                "mentions": [{"start": 0, "end": 6, "label": "EVT"}],
+            }
+            assert (
+                httpx.post(f"{a}/v1/documents", json={"documents": [event]}, headers=AUTH).status_code == 200
+            )
+            split = httpx.post(
+                f"{b}/v1/entities/{farage}/split",
+                json={"mention_ids": [johnson_mention], "label": "EVT"},
+                headers=AUTH,
+                timeout=60,
+            )
+            assert split.status_code == 200, split.text
         finally:
             second.terminate()
             second.wait(30)
