@@ -118,6 +118,27 @@ class ModelActor:
         }
 
 
+# CPUs a read-and-parse task reserves: reading is I/O and parsing is cheap next to the model, and a
+# whole CPU each would deadlock a cluster whose CPUs the actor pool holds (no task could feed it).
+READ_CPUS = 0.5
+
+
+def _check_capacity(actor_cpus: float) -> None:
+    """Warn when the actors leave no room for the read tasks: Ray Data would wait for ever (an
+    autoscaling cluster may still grow, so this is not an error)."""
+    import sys
+
+    import ray
+
+    total = ray.cluster_resources().get("CPU", 0.0)
+    if actor_cpus + READ_CPUS > total:
+        print(
+            f"warning: the actors reserve {actor_cpus:g} of the cluster's {total:g} CPUs and the read tasks "
+            f"need {READ_CPUS:g}: the job waits until the cluster grows (lower --actors or --cpus-per-actor)",
+            file=sys.stderr,
+        )
+
+
 def run_ray(
     sources: Sequence[Source],
     settings: Any,  # noqa: ANN401 - ServiceSettings
@@ -136,9 +157,12 @@ def run_ray(
     context.execution_options.preserve_order = True  # the writer links in input order
     context.enable_progress_bars = False  # the driver shows one bar of its own
     context.print_on_execution_start = False
+    _check_capacity(actors * cpus_per_actor)
     names = {s.location: s.name for s in sources}
-    files = ray.data.read_binary_files([s.location for s in sources], include_paths=True)
-    documents = files.flat_map(_parse_row, fn_kwargs={"names": names, "settings": settings})
+    files = ray.data.read_binary_files([s.location for s in sources], include_paths=True, num_cpus=READ_CPUS)
+    documents = files.flat_map(
+        _parse_row, fn_kwargs={"names": names, "settings": settings}, num_cpus=READ_CPUS
+    )
     prepared = documents.map_batches(
         ModelActor,
         fn_constructor_kwargs={
