@@ -34,6 +34,7 @@ from ner.loading import read_weights, resolve_checkpoint
 from ner.segmentation import Window, text_windows
 from ner.segments import Candidates, Segment, length_batches, plan_segments, segment_entity
 from ner.tokenization import Encoded, SpanTokenizer
+from ner.words import sentence_safe
 
 DTYPES = ("float32", "bfloat16", "float16", "int8")
 BOUNDARY_WEIGHT, BOUNDARY_BIAS = "spanlink.boundary.weight", "spanlink.boundary.bias"
@@ -303,8 +304,10 @@ class SpanModel:
             embeddings (bool): add each entity's span embedding. Defaults to False.
             entity_max_length (int | None): longest candidate span in words. Defaults to the model's.
             min_score (float): drop entities scoring below this. Defaults to 0.
-            strip_spaces (bool): trim whitespace that some tokenizers (XLM-R's Metaspace) include in a
-                word's offsets. Off by default, which reproduces `span_marker` exactly.
+            strip_spaces (bool): clean spans for storage and linking: trim whitespace that some
+                tokenizers (XLM-R's Metaspace) include in a word's offsets, and on text inputs skip
+                candidates that cross a sentence end or start or end on punctuation
+                (`ner.words.sentence_safe`). Off by default, which reproduces `span_marker` exactly.
             prune (bool | None): two-stage mode: classify only the spans the boundary head proposes.
                 Defaults to the model's setting (on for models shipped with a pruning threshold).
             show_progress_bar (bool): a tqdm bar over batches. Defaults to False.
@@ -461,7 +464,12 @@ class SpanModel:
     ) -> list[tuple[Entity, int, int]]:
         """The segment's decoded entities, each with its word span in the segment."""
         out = []
-        for start, end, label_id, score in decode_spans(seg.spans, probs, self.config.outside_id, min_score):
+        spans, item = seg.spans, items[seg.item]
+        if strip and isinstance(item, str) and len(spans):  # clean spans: no sentence end, no punctuation
+            words = [None if c is None else (seg.base + c[0], seg.base + c[1]) for c in seg.enc.word_chars]
+            ok = np.asarray(sentence_safe(item, words, spans), dtype=bool)
+            spans, probs = spans[ok], probs[ok]
+        for start, end, label_id, score in decode_spans(spans, probs, self.config.outside_id, min_score):
             label = self.config.labels[label_id]
             entity = segment_entity(items[seg.item], seg, start, end, label, score, strip)
             if entity is not None:

@@ -129,3 +129,80 @@ def align_char_span(
         f"the words it touches are [{fixed_start}, {fixed_end}) ({text[fixed_start:fixed_end]!r}). "
         "Offsets are Python str (code point) indices, end exclusive"
     )
+
+
+_SENTENCE_END = frozenset(".!?…。！？")
+_TRAILING_JUNK = frozenset(".,;:!?…。，！？、")
+
+
+def _ends_sentence(text: str, words: Sequence[tuple[int, int] | None], k: int) -> bool:
+    """Whether word ``k`` is a full stop (or ! ? …) that ends a sentence before word ``k + 1``.
+
+    The next word must follow after whitespace and start with an upper-case letter or a digit, and
+    a full stop after an initial ("J. Smith") or a short abbreviation ("Dr. No", "ul. Długa",
+    "św. Patryka") does not count. A blank line between two words always ends a sentence.
+    """
+    here, after = words[k], words[k + 1]
+    if here is None or after is None:
+        return False
+    gap = text[here[1] : after[0]]
+    if "\n\n" in gap or "\n\r\n" in gap:
+        return True
+    mark = text[here[0] : here[1]]
+    if mark not in _SENTENCE_END or not gap or not gap.isspace():
+        return False
+    first = text[after[0] : after[0] + 1]
+    if not (first.isupper() or first.isdigit()):
+        return False
+    if mark == "." and k > 0 and words[k - 1] is not None:
+        before = text[words[k - 1][0] : words[k - 1][1]]
+        if words[k - 1][1] == here[0] and before.isalpha():
+            if len(before) == 1 or before.islower() and len(before) <= 4:
+                return False
+            if len(before) <= 3 and before[0].isupper() and before[1:].islower():  # Dr, Mr, St
+                return False
+    return True
+
+
+def sentence_safe(
+    text: str, words: Sequence[tuple[int, int] | None], spans: Sequence[Sequence[int]]
+) -> list[bool]:
+    """Which candidate word spans may be entities: none may cross a sentence end ("Praze. Fiala",
+    ".\\n\\nOlaf Scholz") or start or end on punctuation ("Анкару ."); a full stop may end an
+    entity only after an initial or an abbreviation's letters ("U.S.", "Jr.").
+
+    Args:
+        text (str): The text the word offsets point into.
+        words (Sequence[tuple[int, int] | None]): Character span of each word (None: no characters).
+        spans (Sequence[Sequence[int]]): Candidate ``(start, end)`` word spans, end exclusive.
+
+    Returns:
+        list[bool]: One flag per candidate.
+    """
+    n = len(words)
+    breaks = [k < n - 1 and _ends_sentence(text, words, k) for k in range(n)]
+    before_break = [0] * (n + 1)  # prefix counts of sentence ends
+    for k in range(n):
+        before_break[k + 1] = before_break[k] + breaks[k]
+
+    def word(k: int) -> str:
+        span = words[k]
+        return "" if span is None else text[span[0] : span[1]]
+
+    out = []
+    for start, end in spans:
+        start, end = int(start), int(end)
+        ok = before_break[end - 1] - before_break[start] == 0  # no sentence end before the last word
+        first, last = word(start), word(end - 1)
+        if first in _TRAILING_JUNK:
+            ok = False
+        elif last in _TRAILING_JUNK and end - 1 > start:
+            prev = word(end - 2)
+            ok = (
+                ok
+                and last == "."
+                and prev.isalpha()
+                and (len(prev) == 1 or prev.isupper() and len(prev) <= 3)
+            )
+        out.append(ok)
+    return out
