@@ -15,10 +15,11 @@ the store with ``Store.merge_entities``, and the evaluation applies it to its in
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 
 from linking.core import EntityView, GroupView, MemoryEntities, decide
-from linking.settings import LinkSettings
+from linking.settings import NEVER, LinkSettings
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ def plan_merges(table: MemoryEntities, settings: LinkSettings) -> list[PlannedMe
     """
     work = copy.deepcopy(table)
     threshold = settings.link_threshold + settings.merge_margin
+    # Entities meet on their names; a surname alias scored as a surname of another entity's full
+    # name would merge namesakes ("Вара" / "Varadkar"), so the inflected-surname rule is off here.
+    settings = dataclasses.replace(settings, surname_cosine=NEVER)
     plan: list[PlannedMerge] = []
     for entity in sorted(work.entities.values(), key=lambda e: (e.mention_count, -e.id)):
         if entity.id not in work.entities:

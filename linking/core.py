@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from linking.names import form_similarity, name_keys, normalize_name
+from linking.names import form_similarity, name_keys, normalize_name, script_of, transliteration_comparable
 from linking.settings import LinkSettings
 
 MAX_POSTING = 200  # alias keys shared by more entities than this are skipped when finding candidates
@@ -48,6 +48,12 @@ class EntityView:
     mention_count: int = 0
     known: set[str] = field(default_factory=set, repr=False)  # normalize_name of name and aliases
     alias_counts: dict[str, int] = field(default_factory=dict, repr=False)  # mentions per alias, if kept
+    scripts: dict[str, list[str]] | None = field(default=None, repr=False)  # forms by script (lazy)
+    known_scripts: dict[str, set[str]] = field(default_factory=dict, repr=False)  # normalized -> scripts
+
+    def forms_changed(self) -> None:
+        """Drop the per-script caches after the name or aliases changed."""
+        self.scripts, self.known_scripts = None, {}
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class CandidateScore:
     name: float
     cosine: float
     same_type: bool
+    shared_script: bool = True
 
 
 @dataclass(frozen=True)
@@ -73,10 +80,11 @@ class Decision:
 def name_similarity(
     forms: Iterable[str], aliases: Iterable[str], partial: float = 0.8, known: set[str] | None = None
 ) -> float:
-    """Best ``form_similarity`` between any group form and any alias.
+    """Best ``form_similarity`` between any group form and any alias, whatever their scripts.
 
     ``known`` (the aliases' ``normalize_name`` forms) short-cuts the common exact match, which
-    matters for entities with hundreds of aliases.
+    matters for entities with hundreds of aliases. The linker scores with ``name_evidence``, which
+    keeps matches within a script apart from transliterations across scripts.
     """
     forms = list(forms)
     if known is not None and any(normalize_name(form) in known for form in forms):
@@ -89,6 +97,62 @@ def name_similarity(
             if best >= 1.0:
                 return 1.0
     return best
+
+
+@dataclass(frozen=True)
+class NameEvidence:
+    """Name similarity split by where it comes from.
+
+    Attributes:
+        same (float): Best similarity between a group form and an alias written in the same script.
+        cross (float): Best similarity between forms of two different alphabets (Latin, Cyrillic,
+            Greek), i.e. through transliteration; pairs of scripts whose transliteration means
+            nothing (Han, Arabic, ... against Latin) contribute no name evidence at all.
+        shared_script (bool): Some group form and some alias share a script.
+    """
+
+    same: float
+    cross: float
+    shared_script: bool
+
+
+def name_evidence(
+    forms: Iterable[str], entity: EntityView, partial: float = 0.8, person: bool = False
+) -> NameEvidence:
+    """``NameEvidence`` of a group's forms against an entity's name and aliases."""
+    by_script = entity_scripts(entity)
+    forms = list(dict.fromkeys(forms))
+    form_scripts = {form: script_of(form) for form in forms}
+    shared = bool(set(form_scripts.values()) & set(by_script))
+    same = cross = 0.0
+    for form, script in form_scripts.items():  # exact matches first (entities with many aliases)
+        for alias_script in entity.known_scripts.get(normalize_name(form), ()):
+            if alias_script == script:
+                same = 1.0
+            elif transliteration_comparable(script, alias_script):
+                cross = 1.0
+    for form, script in form_scripts.items():
+        for alias_script, aliases in by_script.items():
+            if alias_script == script:
+                if same >= 1.0:
+                    continue
+                same = max(same, max(form_similarity(form, a, partial, person) for a in aliases))
+            elif transliteration_comparable(script, alias_script) and cross < 1.0:
+                cross = max(cross, max(form_similarity(form, a, partial, person) for a in aliases))
+    return NameEvidence(same, cross, shared)
+
+
+def entity_scripts(entity: EntityView) -> dict[str, list[str]]:
+    """The entity's name and aliases by script (cached on the view; ``known_scripts`` filled too)."""
+    if entity.scripts is None:
+        by_script: dict[str, list[str]] = defaultdict(list)
+        known: dict[str, set[str]] = defaultdict(set)
+        for form in dict.fromkeys([entity.name, *entity.aliases]):
+            script = script_of(form)
+            by_script[script].append(form)
+            known[normalize_name(form)].add(script)
+        entity.scripts, entity.known_scripts = dict(by_script), dict(known)
+    return entity.scripts
 
 
 def group_label(labels: Sequence[str]) -> str:
@@ -114,34 +178,76 @@ def mean_vector(vectors: np.ndarray) -> np.ndarray | None:
 
 
 def score_candidate(group: GroupView, entity: EntityView, settings: LinkSettings) -> CandidateScore:
-    """Combine name similarity, centroid cosine and type agreement into one link score."""
-    if not entity.known:
-        entity.known = {normalize_name(form) for form in [entity.name, *entity.aliases]}
-    known = entity.known
-    name = name_similarity(
-        group.forms, [entity.name, *entity.aliases], settings.partial_for(group.label), known
-    )
+    """Combine name similarity, centroid cosine and type agreement into one link score.
+
+    A name match through transliteration (another alphabet) counts only when the vectors agree
+    (cosine >= ``cross_script_cosine``): transliterated strings collide by accident ("Élysée" /
+    "eluosi" for 俄罗斯), and vectors are the only other witness the linker has.
+    """
     cosine = 0.0
     if group.vector is not None and entity.vector is not None:
         cosine = float(np.dot(group.vector, entity.vector))
+    # An inflected surname alone ("Macrona") for a full name is near the threshold; across
+    # documents it counts as a surname only where the vectors agree, since several people share
+    # a surname (``form_similarity(person=True)``; inside a document coreference always uses it).
+    person = group.label == "PER" and (cosine >= settings.surname_cosine or settings.surname_cosine <= 0)
+    evidence = name_evidence(group.forms, entity, settings.partial_for(group.label), person)
+    name = evidence.same
+    vouched = cosine >= settings.cross_script_cosine or settings.cross_script_cosine <= 0
+    if evidence.cross > name and vouched:
+        name = evidence.cross
     same_type = group.label == entity.label
     if same_type and cosine >= settings.vector_only_cosine:
         # Translations and cross-script acronyms ("ЕС" / "EU") share no letters; a near-identical
         # vector stands in for the name, but only between mentions of one type: a vector alone
         # is no evidence that an organisation is a person.
         name = max(name, cosine)
+    return _scored(entity.id, name, cosine, same_type, settings, evidence.shared_script)
+
+
+def _scored(
+    entity_id: int, name: float, cosine: float, same_type: bool, settings: LinkSettings, shared: bool = True
+) -> CandidateScore:
     score = settings.name_weight * name + settings.vector_weight * cosine + settings.type_weight * same_type
     if name < settings.min_name_similarity:
         score = -math.inf  # neither the name nor the vector vouches for this candidate
-    return CandidateScore(entity.id, score, name, cosine, same_type)
+    return CandidateScore(entity_id, score, name, cosine, same_type, shared)
+
+
+def _translation(
+    group: GroupView, scores: list[CandidateScore], settings: LinkSettings
+) -> list[CandidateScore]:
+    """Let a clear nearest neighbour across scripts stand in for the name ("默克尔" / "Angela Merkel").
+
+    When a group shares no script with a candidate, names cannot be compared (or only through a
+    transliteration that is no evidence on its own); the vector can, but surface cosines of
+    unrelated names are high too (0.8 and more for e5-small). What does separate them is rank:
+    the right entity is the nearest one of the group's type by a margin. So the nearest same-type
+    candidate gets the name similarity ``vector_only_cosine`` when its cosine reaches
+    ``translation_cosine`` and beats every other same-type candidate by ``translation_margin``.
+    """
+    if group.vector is None or settings.translation_margin >= 1.0:
+        return scores
+    same_type = sorted((s for s in scores if s.same_type), key=lambda s: -s.cosine)
+    if not same_type:
+        return scores
+    top = same_type[0]
+    second = same_type[1].cosine if len(same_type) > 1 else 0.0
+    if (
+        top.shared_script
+        or top.cosine < settings.translation_cosine
+        or top.cosine - second < settings.translation_margin
+        or top.name >= settings.vector_only_cosine
+    ):
+        return scores
+    better = _scored(top.entity_id, settings.vector_only_cosine, top.cosine, True, settings, False)
+    return [better if s is top else s for s in scores]
 
 
 def decide(group: GroupView, candidates: Sequence[EntityView], settings: LinkSettings) -> Decision:
     """Pick the best-scoring candidate at or above ``link_threshold``, else a new entity."""
-    scores = sorted(
-        (score_candidate(group, c, settings) for c in candidates),
-        key=lambda s: (-s.score, s.entity_id),
-    )
+    scores = _translation(group, [score_candidate(group, c, settings) for c in candidates], settings)
+    scores.sort(key=lambda s: (-s.score, s.entity_id))
     if scores and scores[0].score >= settings.link_threshold:
         return Decision(scores[0].entity_id, scores[0].score, tuple(scores))
     return Decision(None, scores[0].score if scores else -math.inf, tuple(scores))
@@ -240,6 +346,7 @@ class MemoryEntities:
                 self._file(target_id, [alias])
         if target.known:
             target.known |= {normalize_name(form) for form in [source.name, *source.aliases]}
+        target.forms_changed()
         total = self._sum(target) + self._sum(source)
         target.mention_count += source.mention_count
         self.sums[target_id] = total
@@ -278,6 +385,7 @@ class MemoryEntities:
             if norm not in entity.aliases:
                 entity.aliases.append(norm)
                 entity.known.add(normalize_name(form))
+                entity.forms_changed()
                 self._file(entity_id, [form])
         entity.mention_count += len(group.forms)
         if vectors is not None and len(vectors):

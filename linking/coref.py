@@ -79,7 +79,7 @@ def group_mentions(
             for g, members in enumerate(groups):
                 for j in members:
                     other = mentions[j]
-                    sim = form_similarity(m.text, other.text, settings.partial_for(m.label))
+                    sim = form_similarity(m.text, other.text, settings.partial_for(m.label), m.label == "PER")
                     same_type = other.label == m.label
                     ok = (same_type and sim >= settings.coref_threshold) or (
                         settings.coref_cross_type and sim >= 1.0

@@ -28,12 +28,13 @@ from index import (
     NewEntity,
     NotFound,
     Store,
+    normalize_surface,
 )
 from linking.consolidation import plan_merges, resolve
 from linking.core import Decision, EntityView, GroupView, MemoryEntities, decide, group_label, mean_vector
 from linking.coref import MentionSpan, group_mentions
 from linking.embedding import Embedder, SpanEmbedder
-from linking.names import form_similarity
+from linking.naming import display_form, representative_alias
 from linking.settings import LinkSettings
 
 logger = logging.getLogger(__name__)
@@ -120,7 +121,13 @@ class IngestResult:
 
 def _view(entity: EntityPublic, vector: np.ndarray | None) -> EntityView:
     return EntityView(
-        entity.id, entity.name, entity.label, [a.norm for a in entity.aliases], vector, entity.mention_count
+        entity.id,
+        entity.name,
+        entity.label,
+        [a.norm for a in entity.aliases],
+        vector,
+        entity.mention_count,
+        alias_counts={a.norm: a.count for a in entity.aliases},
     )
 
 
@@ -168,6 +175,7 @@ class Linker:
         self.settings = settings or LinkSettings()
         self.table = MemoryEntities(store.dim)
         self._touched: set[int] | None = None  # entity ids cached during an open transaction
+        self._cased: dict[str, str] = {}  # normalized surface -> a surface as written (display names)
         self.reload()
 
     # -- entity cache --------------------------------------------------------------------------
@@ -180,6 +188,7 @@ class Linker:
         while page := self.store.list_entities(after_id=after, limit=1000):
             for entity, vector in page:
                 self.table.put(_view(entity, vector))
+                self._cased.setdefault(normalize_surface(entity.name), entity.name)
             after = page[-1][0].id
 
     @contextlib.contextmanager
@@ -260,7 +269,7 @@ class Linker:
                 raise LinkingError(
                     "no mentions given and no NER model: pass mentions or Linker(store, model)"
                 )
-            found = self.model.extract(text)
+            found = self.model.extract(text, strip_spaces=True)
             mentions = [MentionIn(e.start, e.end, e.label, float(e.score)) for e in found]
         for m in mentions:
             if not 0 <= m.start < m.end <= len(text):
@@ -354,11 +363,15 @@ class Linker:
                 metadata=dict(document.metadata),
             )
         )
-        self._rename(views, decisions)
+        for view in views:
+            for form in view.forms:
+                self._cased[normalize_surface(form)] = form
         mention_entities = [m.entity_id for m in result.document.mentions]
         for entity_id in result.removed_entity_ids:
             self._forget(entity_id)
-        self._refresh_all((touched | set(mention_entities)) - set(result.removed_entity_ids) - {None})
+        changed = (touched | set(mention_entities)) - set(result.removed_entity_ids) - {None}
+        self._refresh_all(changed)
+        self._rename(changed)
         linked = sorted({d.entity_id for d in decisions if d.entity_id is not None})
         return IngestResult(
             document.external_id,
@@ -370,20 +383,21 @@ class Linker:
             list(result.removed_entity_ids),
         )
 
-    def _rename(self, views: list[GroupView], decisions: list[Decision]) -> None:
-        """Give an entity known by a part of its name ("Farage") the fuller form a group brings."""
+    def _rename(self, entity_ids: Iterable[int]) -> None:
+        """Give each entity its most representative name (``linking.naming``) after its mentions changed."""
         if not self.settings.rename_entities:
             return
-        for view, decision in zip(views, decisions):
-            cached = self.table.entities.get(decision.entity_id) if decision.entity_id is not None else None
+        for entity_id in sorted(set(entity_ids)):
+            cached = self.table.entities.get(entity_id)
             if cached is None:
                 continue
-            fuller = canonical_form(view.forms)
-            if len(fuller.split()) > len(cached.name.split()) and (
-                form_similarity(cached.name, fuller, self.settings.partial_for(cached.label))
-                >= self.settings.coref_threshold
-            ):
-                self.store.upsert_entity(EntityCreate(fuller, cached.label), entity_id=cached.id)
+            best = representative_alias(cached.alias_counts)
+            if best is None or best == normalize_surface(cached.name):
+                continue
+            self.store.upsert_entity(
+                EntityCreate(display_form(best, self._cased), cached.label), entity_id=entity_id
+            )
+            self._refresh(entity_id)
 
     def ingest(
         self, documents: Iterable[DocumentIn], *, progress: bool = False, batch_size: int = 16
@@ -409,7 +423,7 @@ class Linker:
             if need:
                 if self.model is None:
                     raise LinkingError("documents without mentions need a NER model: Linker(store, model)")
-                found = self.model.extract([d.text for d in need])
+                found = self.model.extract([d.text for d in need], strip_spaces=True)
                 filled = {
                     id(d): [MentionIn(e.start, e.end, e.label, float(e.score)) for e in ents]
                     for d, ents in zip(need, found)
@@ -432,10 +446,32 @@ class Linker:
         """Merge entity ``source_id`` into ``target_id`` (mentions, aliases and vectors follow)."""
         if target_id == source_id:
             raise LinkingError(f"cannot merge entity {target_id} into itself")
-        entity = self.store.merge_entities(target_id, source_id)
+        self.store.merge_entities(target_id, source_id)
         self._forget(source_id)
         self._refresh_all([target_id])
-        return entity
+        self._rename([target_id])
+        return self.store.get_entity(target_id)
+
+    def delete_document(self, external_id: str) -> list[int]:
+        """Delete a stored document; the entities it touched lose its mentions and are renamed if their
+        name came from it. Returns the ids of the entities removed because it held their last mentions.
+
+        Raises:
+            index.NotFound: No such document.
+        """
+        if self.store.shared and self._touched is None:  # rename under the entity lock, then commit
+            with self.transaction():
+                return self.delete_document(external_id)
+        self.store.lock_entities()
+        self.sync()
+        document = self.store.get_document(external_id=external_id)
+        touched = {m.entity_id for m in document.mentions if m.entity_id is not None}
+        removed = self.store.delete_document(document.id)
+        for entity_id in removed:
+            self._forget(entity_id)
+        self._refresh_all(touched - set(removed))
+        self._rename(touched - set(removed))
+        return removed
 
     def consolidate(self) -> dict[int, int]:
         """Merge the entities that are one (``linking.consolidation``); run it after bulk ingests.
@@ -472,6 +508,7 @@ class Linker:
             name = self._mention_text(entity_id, mention_ids[0])
         new = self.store.split_entity(entity_id, list(mention_ids), name=name, label=label or old.label)
         self._refresh_all([entity_id, new.id])
+        self._rename([entity_id])  # the new entity keeps the name it was given
         return new
 
     def _mention_text(self, entity_id: int, mention_id: int) -> str:

@@ -22,9 +22,11 @@ _NON_WORD = re.compile(r"[^0-9a-z ]+")
 _SPACES = re.compile(r"\s+")
 _INITIAL_DOT = re.compile(r"(?<=\w)\.(?=\w{2,})")  # a dot glued to the next word; "U.S." keeps its dots
 _VOWELS = re.compile(r"[aeiouy]")
+_HARD_C = re.compile(r"c(?=[aoulr])")  # "Macron", "Cameron", "Clinton": a Latin c read as k (Макрон)
 _SKELETON_FOLD = (
     ("dzh", "j"),  # Russian/Bulgarian "Дж" for English "J": Джонсон -> dzhonson ~ johnson
     ("sch", "s"),
+    ("cz", "ch"),  # Polish "cz" is Cyrillic "ч": Kaczyński ~ Качиньский
     ("shch", "s"),
     ("zh", "z"),
     ("kh", "h"),
@@ -40,11 +42,14 @@ _SKELETON_FOLD = (
     ("j", "i"),
     ("q", "k"),
     ("x", "ks"),
+    ("tz", "z"),  # German "tz"/"z" and Cyrillic "ц" (ts): Шольц -> sholts ~ Scholz
+    ("ts", "z"),
     ("z", "s"),
 )
 # Leading words that name a category rather than the entity ("the", "party", "republic").
 STOP_TOKENS = frozenset({"the", "of", "and", "i", "a", "na", "w", "v", "za", "do", "od", "der", "die", "la"})
 MAX_ENDING = 4  # longest inflection ending tolerated after a shared stem
+PART_PENALTY = 0.3  # share of a part-of-name token's shortfall (inflection, transliteration) that counts
 MIN_STEM = 3
 
 
@@ -64,6 +69,37 @@ def normalize_name(surface: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+# Scripts whose anyascii transliteration of a foreign name is a fair phonetic guess (alphabets with
+# vowels). Han, kana, Arabic, Hebrew, ... transliterate to syllables or consonant skeletons that
+# agree with a Latin spelling only by accident ("俄罗斯" -> "eluosi" ~ "Élysée").
+ALPHABETIC_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK"})
+
+
+@lru_cache(maxsize=200_000)
+def script_of(surface: str) -> str:
+    """The script of most letters of ``surface`` (Unicode name prefix: LATIN, CYRILLIC, CJK, ARABIC,
+    ...; "" without letters). Ties go to the script seen first.
+
+    >>> script_of("Макрон"), script_of("Macron"), script_of("默克尔"), script_of("ميركل")
+    ('CYRILLIC', 'LATIN', 'CJK', 'ARABIC')
+    """
+    counts: dict[str, int] = {}
+    for ch in surface:
+        if ch.isalpha():
+            try:
+                script = unicodedata.name(ch).split()[0]
+            except ValueError:
+                continue
+            counts[script] = counts.get(script, 0) + 1
+    return max(counts, key=lambda s: counts[s]) if counts else ""
+
+
+def transliteration_comparable(a: str, b: str) -> bool:
+    """Whether a transliterated-string similarity between scripts ``a`` and ``b`` means anything:
+    the same script, or two alphabets (Latin, Cyrillic, Greek)."""
+    return a == b or (a in ALPHABETIC_SCRIPTS and b in ALPHABETIC_SCRIPTS)
+
+
 def name_tokens(surface: str) -> tuple[str, ...]:
     return tuple(normalize_name(surface).split())
 
@@ -71,7 +107,7 @@ def name_tokens(surface: str) -> tuple[str, ...]:
 @lru_cache(maxsize=200_000)
 def skeleton(token: str) -> str:
     """A consonant skeleton for transliteration variants: "theresa" and "tereza" both give "trs"."""
-    out = token
+    out = _HARD_C.sub("k", token)
     for source, target in _SKELETON_FOLD:
         out = out.replace(source, target)
     first, rest = out[:1], _VOWELS.sub("", out[1:]).replace("h", "")  # "johnson" ~ "dzhonson"
@@ -102,6 +138,22 @@ def stem_match(a: str, b: str) -> bool:
     # The shorter word may lose up to 2 characters of its own ending ("komise"/"komisi"); the rest of
     # the longer word must be a short ending.
     return len(shorter) - common <= 2 and len(longer) - common <= MAX_ENDING and common >= len(shorter) - 2
+
+
+def close_surname(a: str, b: str) -> bool:
+    """One surname in another case or script: equal skeletons ("sholtsa" / "scholz"), or a shared
+    stem with at most 3 letters of ending ("kaczynskiego" / "kaczynski"), not 4 ("vara" is not
+    "varadkar", "may" not "maydell")."""
+    if a == b:
+        return True
+    if len(skeleton(a)) >= 3 and skeleton(a) == skeleton(b):
+        return True
+    common = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        common += 1
+    return stem_match(a, b) and max(len(a), len(b)) - common <= 3
 
 
 def token_similarity(a: str, b: str) -> float:
@@ -143,7 +195,7 @@ def is_acronym(surface: str) -> bool:
 
 
 @lru_cache(maxsize=200_000)
-def form_similarity(a: str, b: str, partial: float = 0.8) -> float:
+def form_similarity(a: str, b: str, partial: float = 0.8, person: bool = False) -> float:
     """Similarity of two surface forms in [0, 1]; the core name comparison.
 
     Equal normalized forms give 1. Otherwise the tokens of the shorter form are aligned to the
@@ -151,6 +203,8 @@ def form_similarity(a: str, b: str, partial: float = 0.8) -> float:
     of a full name) scores ``partial`` plus up to 0.1 for coverage: a surname is strong evidence
     for a person, "Ireland" in "Northern Ireland" is weak evidence for a place, so callers pass a
     lower ``partial`` for other types. An acronym matching the other form's initials scores 0.85.
+    With ``person`` an inflected or transliterated surname (one word, the longer name's last) loses
+    only ``PART_PENALTY`` of its token shortfall: "Лаврова" is "Сергей Лавров" in the genitive.
     """
     ta, tb = name_tokens(a), name_tokens(b)
     if not ta or not tb:
@@ -171,6 +225,7 @@ def form_similarity(a: str, b: str, partial: float = 0.8) -> float:
         return sum(sims) / len(sims) if min(sims) > 0 else 0.5 * sum(sims) / len(sims)
     used: set[int] = set()
     sims = []
+    last = -1  # where the last token of the shorter form aligned
     for token in short:
         best, where = 0.0, -1
         for j, other in enumerate(long_):
@@ -182,12 +237,21 @@ def form_similarity(a: str, b: str, partial: float = 0.8) -> float:
         if where >= 0:
             used.add(where)
         sims.append(best)
+        last = where
     if min(sims) == 0:
         return 0.3 * sum(sims) / len(sims)
     # Part of a longer name: the surname, or "Komise" for "Evropská komise". Content words only.
     content = [t for t in long_ if t not in STOP_TOKENS]
     coverage = len(short) / max(1, len(content))
-    return (sum(sims) / len(sims)) * (partial + 0.1 * min(1.0, coverage))
+    quality = sum(sims) / len(sims)
+    if person and len(short) == 1 and last == len(long_) - 1 and close_surname(short[0], long_[last]):
+        # A person's inflected surname: multiplying the inflection penalty by the partial-name
+        # base would keep every inflected surname-only mention ("Лаврова", "Kaczyńskiego") below
+        # the coreference threshold. Only the surname (the last word): an inflected first name
+        # alone ("Borisa") is weak evidence, and so is an inflected part of a place or an
+        # organisation ("Irlandii" in "Irlandia Północna").
+        quality = 1.0 - PART_PENALTY * (1.0 - quality)
+    return quality * (partial + 0.1 * min(1.0, coverage))
 
 
 def name_keys(surface: str) -> set[str]:

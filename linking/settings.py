@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 VECTOR_KINDS = ("span", "surface", "mix")
+NEVER = 2.0  # a cosine no vector reaches: turns a cosine-gated rule off
 
 
 def _setting(default: Any, help: str) -> Any:  # noqa: A002 - "help" reads best in the table
@@ -49,6 +50,22 @@ class LinkSettings:
     vector_only_cosine: float = _setting(
         0.95, "Cosine at or above which the cosine stands in for the name similarity (translations)."
     )
+    surname_cosine: float = _setting(
+        0.85,
+        "Across documents an inflected surname alone ('Macrona') scores as a surname of a full name "
+        "only at this cosine (0 = always; inside a document always).",
+    )
+    cross_script_cosine: float = _setting(
+        0.8,
+        "A name matched only through transliteration into another alphabet counts when the cosine "
+        "reaches this (0 = transliteration alone decides).",
+    )
+    translation_cosine: float = _setting(
+        0.8, "Across scripts, the nearest same-type entity by cosine may stand in for the name from here..."
+    )
+    translation_margin: float = _setting(
+        0.02, "... when it beats the next same-type candidate by this cosine margin (1 = off)."
+    )
     rename_entities: bool = _setting(
         True, "Rename an entity known by part of its name ('Farage') to a fuller form ('Nigel Farage')."
     )
@@ -76,6 +93,7 @@ class LinkSettings:
             "vector_only_cosine",
             "partial_person",
             "partial_other",
+            "translation_margin",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

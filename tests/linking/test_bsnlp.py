@@ -57,7 +57,7 @@ def test_topic_scoped_and_global_id_views_forgive_topic_local_ids():
 def _evaluate_fixture(tmp_path, **options):
     """Evaluate the hand-written brexit + ec corpus with name-only linking (hash vectors mean nothing)."""
     docs, stats = read_bsnlp(write_corpus(tmp_path / "data"), ["brexit", "ec"])
-    settings = LinkSettings(vector_weight=0.0, link_threshold=0.9)
+    settings = LinkSettings(vector_weight=0.0, link_threshold=0.9, cross_script_cosine=0.0)
     return evaluate_documents(
         docs,
         lambda store: Linker(store, settings=settings, embedder=SurfaceHashEmbedder()),

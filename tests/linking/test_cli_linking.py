@@ -81,7 +81,7 @@ def test_ingest_text_and_jsonl_then_reingest_replaces(tiny_checkpoint, tmp_path)
 def test_ingest_bad_jsonl(tiny_checkpoint, tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"id": "x"}\n', encoding="utf-8")
     result = runner.invoke(app, ["ingest", str(tmp_path / "bad.jsonl"), "--model", str(tiny_checkpoint)])
-    assert result.exit_code == 1 and "expected a JSON object" in result.stderr
+    assert result.exit_code == 1 and "bad.jsonl:1: text: Field required" in result.stderr
 
 
 def test_ingest_without_a_default_model_is_a_clear_error(tmp_path, monkeypatch):

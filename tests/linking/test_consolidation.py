@@ -10,7 +10,7 @@ from linking.linker import Linker
 from linking.settings import LinkSettings
 from tests.linking.test_linker import DIM, SurfaceHashEmbedder, doc, entity_of
 
-NAMES_ONLY = LinkSettings(vector_weight=0.0, link_threshold=0.9)  # consolidation at 0.9 + 0.2
+NAMES_ONLY = LinkSettings(vector_weight=0.0, link_threshold=0.9, cross_script_cosine=0.0)  # merges at 1.1
 
 
 def _split_then_bridged() -> list[list[tuple[GroupView, None]]]:
@@ -45,7 +45,7 @@ def test_plan_leaves_the_table_alone_and_merges_small_into_large():
 
 def test_a_higher_margin_merges_nothing():
     docs = _split_then_bridged()
-    strict = LinkSettings(vector_weight=0.0, link_threshold=0.9, merge_margin=0.25)
+    strict = LinkSettings(vector_weight=0.0, link_threshold=0.9, merge_margin=0.25, cross_script_cosine=0.0)
     assert link_embeddings(docs, strict, consolidate=True) == link_embeddings(docs, strict)
 
 

@@ -46,7 +46,7 @@ def test_unrelated_name_is_vetoed_unless_the_vector_is_nearly_identical():
     group = GroupView(["Обединеното кралство"], "LOC", unit(1, 0.01))  # a translation, not a spelling
     gated = LinkSettings(vector_only_cosine=0.99, link_threshold=0.3)
     assert decide(group, [entity], gated).entity_id == 1
-    strict = LinkSettings(vector_only_cosine=1.0, link_threshold=0.3)
+    strict = LinkSettings(vector_only_cosine=1.0, link_threshold=0.3, translation_margin=1.0)
     assert decide(group, [entity], strict).entity_id is None
 
 
@@ -64,7 +64,7 @@ def test_nil_clustering_and_cross_lingual_links_without_a_model():
         [(GroupView(["Фараж"], "PER"), None), (GroupView(["Лондон"], "LOC"), None)],
         [(GroupView(["Paříž"], "LOC"), None)],
     ]
-    ids = link_embeddings(docs, LinkSettings(vector_weight=0.0, link_threshold=0.9))
+    ids = link_embeddings(docs, LinkSettings(vector_weight=0.0, link_threshold=0.9, cross_script_cosine=0.0))
     assert ids == [[1, 2], [1, 2], [3]]
 
 

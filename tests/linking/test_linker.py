@@ -10,7 +10,8 @@ from linking.linker import DocumentIn, Linker, LinkingError, MentionIn
 from linking.settings import LinkSettings
 
 DIM = 16
-NAMES_ONLY = LinkSettings(vector_weight=0.0, link_threshold=0.9)
+# Hash vectors carry no meaning: names alone decide, transliterations included (cross_script_cosine=0).
+NAMES_ONLY = LinkSettings(vector_weight=0.0, link_threshold=0.9, cross_script_cosine=0.0)
 
 
 class SurfaceHashEmbedder:
