@@ -221,13 +221,32 @@ def check_device(device: str | None) -> None:
         raise fail(f"--device {device!r}: there are {torch.cuda.device_count()} CUDA devices")
 
 
-def load_model(model: str | None, device: str | None, dtype: str | None, allow_pickle: bool):  # noqa: ANN201
+BackendOption = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="NER backend: torch, or onnx (ONNX Runtime on the CPU; needs spanlink[onnx]). "
+        "Default: onnx for a `spanlink export` folder, torch otherwise.",
+    ),
+]
+
+
+def check_backend(backend: str | None) -> None:
+    """Refuse an unknown --backend before any model loads."""
+    if backend not in (None, "torch", "onnx"):
+        raise fail(f"--backend must be torch or onnx, got {backend!r}")
+
+
+def load_model(  # noqa: ANN201
+    model: str | None, device: str | None, dtype: str | None, allow_pickle: bool, backend: str | None = None
+):
     """`ner.load` with CLI-style errors."""
     import ner
 
     check_device(device)
+    check_backend(backend)
     try:
-        return ner.load(model, device=device, dtype=dtype, allow_pickle=allow_pickle)
+        return ner.load(model, device=device, dtype=dtype, allow_pickle=allow_pickle, backend=backend)
     except (ner.NerError, ValueError) as exc:
         raise fail(str(exc)) from None
 
@@ -260,6 +279,7 @@ def extract(
     allow_pickle: Annotated[
         bool, typer.Option(help="Accept pickle-only weights (runs code from the file).")
     ] = False,
+    backend: BackendOption = None,
 ) -> None:
     """Extract entities; writes one JSON line {"text", "entities"} per input text."""
     if texts and input_file:
@@ -272,7 +292,8 @@ def extract(
         for number, text in enumerate(texts or [], 1):
             check_text(text, f"TEXT {number}")
         stream, total = iter(texts or []), len(texts or [])
-    span_model = load_model(model, device, dtype, allow_pickle)
+    check_backend(backend)
+    span_model = load_model(model, device, dtype, allow_pickle, backend)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, unit="text", desc="extract", file=sys.stderr, disable=input_file is None)

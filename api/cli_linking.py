@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli import app, fail, finite, load_model
+from api.cli import BackendOption, app, fail, finite, load_model
 from api.cli_serve import DataDirOption, DbOption, build_settings
 
 LABELS = ["EVT", "LOC", "ORG", "PER", "PRO"]
@@ -85,6 +85,7 @@ def ingest(
         ),
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ...")] = None,
+    backend: BackendOption = None,
     consolidate: ConsolidateOption = False,
     ray: Annotated[
         str | None,
@@ -127,7 +128,9 @@ def ingest(
     from api.ingest_sources import SourceError, expand, is_uri
 
     bulk = bulk or ray is not None
-    settings = build_settings(data_dir=data_dir, db_url=db, model=model, vectors=vectors, device=device)
+    settings = build_settings(
+        data_dir=data_dir, db_url=db, model=model, vectors=vectors, device=device, backend=backend
+    )
     try:
         sources = expand(paths)
     except SourceError as exc:
@@ -139,7 +142,7 @@ def ingest(
         _require_ray()
     items = None if bulk else _read_strict(sources, settings)
     total = len(items) if items is not None else _count(sources)
-    span_model = load_model(settings.model, settings.device, None, False)
+    span_model = load_model(settings.model, settings.device, None, False, settings.backend)
     embedder = _embedder(settings.vectors, span_model)
     dim = embedder.dim
     if ray is not None:  # the actors load their own; the driver needed it for checks and the vector size

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli import app, check_device, fail
+from api.cli import BackendOption, app, check_device, fail
 from api.settings import default_data_dir
 
 DataDirOption = Annotated[
@@ -149,6 +149,7 @@ def serve(
     db: DbOption = None,
     vectors: VectorsOption = None,
     device: DeviceOption = None,
+    backend: BackendOption = None,
     api_key: Annotated[
         str | None,
         typer.Option(
@@ -174,7 +175,13 @@ def serve(
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs) on the embedded defaults."""
     settings = build_settings(
-        data_dir=data_dir, model=model, db_url=db, vectors=vectors, device=device, api_key=api_key
+        data_dir=data_dir,
+        model=model,
+        db_url=db,
+        vectors=vectors,
+        device=device,
+        backend=backend,
+        api_key=api_key,
     )
     if get is None:
         check_listen(host, port)
@@ -280,6 +287,7 @@ def similar(
     db: DbOption = None,
     vectors: VectorsOption = None,
     device: DeviceOption = None,
+    backend: BackendOption = None,
 ) -> None:
     """Entities most similar to TEXT; one JSON line {"score", "entity"} per hit, best first.
 
@@ -300,7 +308,9 @@ def similar(
         query = SimilarRequest.model_validate(body)
     except ValidationError as exc:
         raise fail(validation_message(exc)) from None
-    settings = build_settings(data_dir=data_dir, model=model, db_url=db, vectors=vectors, device=device)
+    settings = build_settings(
+        data_dir=data_dir, model=model, db_url=db, vectors=vectors, device=device, backend=backend
+    )
     require_store(settings)
     service = open_service(settings, owner=False)
     try:

@@ -11,7 +11,17 @@ from typing import Annotated
 
 import typer
 
-from api.cli import app, check_device, check_out_folder, fail, finite, load_model, save_model
+from api.cli import (
+    BackendOption,
+    app,
+    check_backend,
+    check_device,
+    check_out_folder,
+    fail,
+    finite,
+    load_model,
+    save_model,
+)
 
 
 def _label_map(spec: str | None) -> dict[str, str | None] | None:
@@ -262,13 +272,15 @@ def evaluate(
         ),
     ] = None,
     no_prune: Annotated[bool, typer.Option("--no-prune", help="Classify every candidate span.")] = False,
+    backend: BackendOption = None,
 ) -> None:
     """Entity-level precision, recall and F1 (exact span and label), per file and overall, as JSON."""
     from ner.evaluation import merge_accumulators
     from ner.scoring import score_model
 
+    check_backend(backend)
     sets = _read(data, fmt, scheme, _label_map(label_map))
-    span_model = load_model(model, device, dtype, False)
+    span_model = load_model(model, device, dtype, False, backend)
     prune = _pruning(span_model, prune_threshold, no_prune)
     files, accumulators, seconds, count = {}, [], 0.0, 0
     for path, sentences in sets.items():

@@ -98,7 +98,7 @@ class ModelActor:
         import ner
         from linking.embedding import make_embedder
 
-        model = ner.load(settings.model, device=device or settings.device)
+        model = ner.load(settings.model, device=device or settings.device, backend=settings.backend)
         self.stage = ModelStage(model, make_embedder(settings.vectors, model), stored)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:

@@ -108,6 +108,13 @@ class ServiceSettings(BaseSettings):
             return {**data, "db_url": os.environ["SPANLINK_DB"]}
         return data
 
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str | None) -> str | None:
+        if value not in (None, "torch", "onnx"):
+            raise ValueError(f"backend must be torch or onnx, got {value!r}")
+        return value
+
     @field_validator("vectors")
     @classmethod
     def _known_vectors(cls, value: str) -> str:

@@ -179,3 +179,25 @@ def test_service_runs_on_the_onnx_backend(pairs, tmp_path, monkeypatch):
             _assert_same(ours, theirs, "service")
     finally:
         service.close()
+
+
+def test_cli_backend_option_runs_extract_on_onnx(pairs, tmp_path, monkeypatch):
+    """`spanlink extract --backend onnx` (as evaluate/ingest/serve/similar) reaches `ner.load`."""
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    monkeypatch.setenv("SPANLINK_CACHE_DIR", str(tmp_path / "cache"))
+    torch_model, _ = pairs["wp-iob2-8"]
+    checkpoint = torch_model.save_pretrained(tmp_path / "ckpt")
+    runner = CliRunner()
+    result = runner.invoke(app, ["extract", "--backend", "onnx", "--model", str(checkpoint), *TEXTS[:3]])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cache" / "onnx").is_dir()  # the checkpoint was exported for the onnx backend
+    found = [json.loads(line)["entities"] for line in result.stdout.strip().splitlines()]
+    expected = torch_model.extract(TEXTS[:3], strip_spaces=True)
+    assert [[(e["start"], e["end"], e["label"]) for e in f] for f in found] == [
+        [(e.start, e.end, e.label) for e in x] for x in expected
+    ]
+    bad = runner.invoke(app, ["extract", "--backend", "tensorrt", "--model", str(checkpoint), "x"])
+    assert bad.exit_code != 0 and "--backend must be torch or onnx" in bad.output
