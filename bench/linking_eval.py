@@ -103,6 +103,25 @@ def run(
     return report
 
 
+def coref_only(docs: list[GoldDocument], settings: LinkSettings) -> dict:
+    """In-document coreference alone: each document's groups against its gold clusters, B3 per language
+    (keys and responses are scoped to the document, so no cross-document decision counts)."""
+    from linking.metrics import b_cubed
+
+    by_lang: dict[str, tuple[list, list]] = {}
+    for doc in docs:
+        spans = [MentionSpan(m.start, m.end, m.label, doc.text[m.start : m.end]) for m in doc.mentions]
+        keys, responses = by_lang.setdefault(doc.language, ([], []))
+        for g, members in enumerate(group_mentions(doc.text, spans, settings)):
+            for i in members:
+                keys.append((doc.external_id, doc.mentions[i].cluster))
+                responses.append((doc.external_id, g))
+    out = {lang: b_cubed(k, r).as_dict() for lang, (k, r) in sorted(by_lang.items())}
+    everything = [x for k, _ in by_lang.values() for x in k], [x for _, r in by_lang.values() for x in r]
+    out["all"] = b_cubed(*everything).as_dict()
+    return out
+
+
 def grid_settings(vector_kind: str) -> list[LinkSettings]:
     out = []
     for weight, margin, gate in itertools.product(*GRID.values()):
@@ -142,9 +161,37 @@ def main() -> None:
     parser.add_argument("--vectors", choices=("surface", "none"), default="surface")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "linking_eval.json")
+    parser.add_argument(
+        "--coref-only",
+        action="store_true",
+        help="score in-document grouping alone, per language (all topics)",
+    )
+    parser.add_argument(
+        "--settings",
+        default=None,
+        help='JSON LinkSettings overrides: score these only, no grid ("{}" = defaults)',
+    )
+    parser.add_argument("--consolidate", action="store_true", help="consolidate entities after linking")
     args = parser.parse_args()
     tune_docs, _ = read_bsnlp(args.data, args.tune.split(","))
     report_docs, _ = read_bsnlp(args.data, args.report.split(","))
+    if args.coref_only:
+        print(
+            json.dumps(
+                coref_only(tune_docs + report_docs, LinkSettings(**json.loads(args.settings or "{}"))),
+                indent=1,
+            )
+        )
+        return
+    if args.settings is not None:
+        vectors = surface_vectors(tune_docs + report_docs) if args.vectors == "surface" else None
+        chosen = LinkSettings(**json.loads(args.settings))
+        out = {
+            name: summary(run(docs, chosen, vectors, consolidate=args.consolidate))
+            for name, docs in (("tune", tune_docs), ("report", report_docs))
+        }
+        print(json.dumps(out, indent=1))
+        return
     vectors = surface_vectors(tune_docs + report_docs) if args.vectors == "surface" else None
     trials = []
     for settings in grid_settings(args.vectors):
