@@ -63,27 +63,40 @@ def migrate(
     """Copy a whole store (documents, mentions, entities, aliases, vectors; ids kept) into an empty
     database and verify it by row counts and per-table SHA-256 checksums. One JSON report; exit 1 if
     the copy differs."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
     from tqdm.auto import tqdm
 
-    from api.cli_serve import check_db_url
+    from api.cli_serve import _sqlite_file
     from index import StoreError
     from index.migrate import migrate as copy_store
 
-    for url in (source, target):
-        if "://" in url:
-            check_db_url(url)
-    bar = tqdm(desc="migrate", unit="row", disable=not progress, file=sys.stderr)
+    for option, url in (("--from", source), ("--to", target)):
+        if "://" not in url:
+            continue
+        try:
+            make_url(url).get_dialect()
+        except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+            raise fail(f"{option} {url!r} is not a usable SQLAlchemy URL ({exc})") from None
+    source_file = _sqlite_file(source) if "://" in source else Path(source)
+    if source_file is not None and not source_file.is_file():
+        raise fail(f"--from: no store at {source}")
+    bars: list[tqdm] = []  # made at the first copied rows: an early error stays one line
 
     def advance(rows: int, total: int) -> None:
-        bar.total = total
-        bar.update(rows)
+        if not bars:
+            bars.append(tqdm(desc="migrate", unit="row", total=total, disable=not progress, file=sys.stderr))
+        bars[0].update(rows)
 
     try:
         report = copy_store(source, target, progress=advance)
     except StoreError as exc:
         raise fail(str(exc)) from None
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
     sys.stdout.write(json.dumps(report.as_dict()) + "\n")
     if not report.ok:
         raise typer.Exit(1)

@@ -57,7 +57,6 @@ def create_store_engine(
             cursor.close()
 
     elif engine.url.get_backend_name() == "postgresql":
-
         searches = (
             f"SET hnsw.ef_search = {int(settings.ef_search)}",
             # pgvector 0.8+: a filtered search goes on scanning until k rows pass the filter; the

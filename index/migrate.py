@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, func, insert, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from index import postgres
 from index.engine import create_store_engine
@@ -108,7 +109,14 @@ def table_checksum(conn: Connection, table: Table) -> tuple[int, str]:
 
 
 def _source_meta(conn: Connection, url: str) -> int:
-    meta = {key: value for key, value in conn.execute(select(Meta.key, Meta.value))}
+    from sqlalchemy import inspect
+
+    try:
+        if not inspect(conn).has_table(Meta.__tablename__):
+            raise InvalidInput("the source holds no spanlink store", url=url)
+        meta = {key: value for key, value in conn.execute(select(Meta.key, Meta.value))}
+    except SQLAlchemyError as exc:  # not a database at all
+        raise InvalidInput("the source holds no spanlink store", url=url, error=str(exc)) from exc
     if not meta:
         raise InvalidInput("the source holds no spanlink store", url=url)
     if meta.get(META_SCHEMA_VERSION) != str(SCHEMA_VERSION):
@@ -195,7 +203,11 @@ def migrate(
     source_engine = open_engine(source)
     source_url = source_engine.url.render_as_string(hide_password=True)
     try:
-        with source_engine.connect() as src:
+        try:
+            src = source_engine.connect()
+        except SQLAlchemyError as exc:  # e.g. a file that is no SQLite database
+            raise InvalidInput("the source holds no spanlink store", url=source_url, error=str(exc)) from exc
+        with src:
             src.begin()  # one snapshot for the copy
             dim = _source_meta(src, source_url)
             with Store.open(target, dim=dim) as store:

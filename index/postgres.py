@@ -78,7 +78,11 @@ def prepare(engine: Engine, dim: int | None, url: str, ef_construction: int) -> 
                 if conn.execute(text(f"SELECT count(*) FROM {table} WHERE {column} IS NOT NULL")).scalar():
                     raise StoreError(f"{table}.{column} holds vectors of another size", expected=dim, url=url)
                 conn.execute(text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE vector({dim})"))
-        create_vector_indexes(conn, ef_construction)
+        # Existing indexes are looked up in the catalog first: CREATE INDEX IF NOT EXISTS takes a
+        # SHARE lock on the table before it looks, and would deadlock with processes already writing.
+        existing = set(conn.execute(text("SELECT indexname FROM pg_indexes")).scalars())
+        if any(index_name(kind) not in existing for kind in VECTOR_COLUMNS):
+            create_vector_indexes(conn, ef_construction)
     major, minor = (int(part) for part in version.split(".")[:2])
     return dim, (major, minor) >= (0, 8)
 

@@ -99,6 +99,8 @@ BASE = {
     "export-delta": ["-m", "{ckpt}", "--out", "{tmp}/delta"],
     "eval-linking": ["--data", "{folder}", "--topics", "x", "--gold-mentions"],
     "export": ["-m", "{ckpt}", "--out", "{tmp}/onnx"],
+    "check": ["--data-dir", "{tmp}/store"],
+    "migrate": ["--from", "sqlite:///{tmp}/s/spanlink.db", "--to", "sqlite:///{tmp}/c.db", "--no-progress"],
 }
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch without a usable CUDA device")
@@ -196,6 +198,17 @@ CASES = [
         ["eval-linking", "--data", "{folder}", "--topics", "x", "--surface-cache", "{folder}"],
         "--surface-cache",
     ),
+    # check
+    (["check", "--data-dir", "{missing}"], "no store in"),
+    (["check", "--data-dir", "{file}"], "is not a folder"),
+    (["check", "--db", "sqlite:///{missing}.db"], "no store at"),
+    (["check", "--db", "nonsense://x"], "--db"),
+    # migrate
+    (["migrate", "--from", "nonsense://x", "--to", "sqlite:///{tmp}/c.db"], "--from"),
+    (["migrate", "--from", "sqlite:///{doc}", "--to", "nonsense://x"], "--to"),
+    (["migrate", "--from", "sqlite:///{missing}.db", "--to", "sqlite:///{tmp}/c.db"], "no store at"),
+    (["migrate", "--from", "{folder}", "--to", "sqlite:///{tmp}/c.db"], "no store at"),
+    (["migrate", "--from", "sqlite:///{file}", "--to", "sqlite:///{tmp}/c.db"], "no spanlink store"),
     # export
     (["export", "-m", "{ckpt}", "--out", "{tmp}/o", "--format", "tflite"], "format"),
     (["export", "-m", "{missing}", "--out", "{tmp}/o"], "no model folder"),

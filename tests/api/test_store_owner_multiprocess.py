@@ -75,7 +75,6 @@ def test_a_second_service_on_one_data_dir_is_refused(tiny_checkpoint, tmp_path):
         # Commands that only read may run beside the owner (and write no FAISS file).
         shown = subprocess.run(
             [sys.executable, "-m", "api", "entity", str(entity_id), "--data-dir", str(data_dir)],
-            +["--data-dir", str(data_dir)],
             cwd=REPO,
             env=_env(),
             capture_output=True,
