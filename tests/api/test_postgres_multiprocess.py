@@ -101,8 +101,12 @@ def _partition(assigned: dict) -> set[frozenset]:
 def test_four_processes_ingesting_at_once_found_each_entity_once(databases, topics):
     """The concurrent ingest is serializable: its entities are exactly those of a sequential ingest of
     the documents in the order the processes committed them (so no entity was founded twice), and
-    its B3 is within 0.01 of a sequential ingest in the original order (online linking depends on
-    the order, whoever runs it)."""
+    its B3 is no more than 0.01 below a sequential ingest in the original order.
+
+    Against the original order the check is one-sided on purpose: online linking depends on the
+    order whoever runs it, and on ec+trump the interleaved commit order scored 0.740 against 0.724
+    for the file order (sequential, one process); what concurrency must not cost is quality, and
+    the equality with the commit-order replay shows it changes nothing else."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
@@ -156,7 +160,7 @@ def test_four_processes_ingesting_at_once_found_each_entity_once(databases, topi
 
     sequential = _ingest_in_order(databases(), inputs)
     b3_sequential, b3_concurrent = _b3(gold_docs, sequential), _b3(gold_docs, concurrent)
-    assert abs(b3_sequential - b3_concurrent) <= 0.01, (b3_sequential, b3_concurrent)
+    assert b3_concurrent >= b3_sequential - 0.01, (b3_sequential, b3_concurrent)
     print(
         f"\n{topics}: {len(inputs)} documents, {n_mentions} mentions, {stats.entities} entities; "
         f"4 processes {concurrent_s:.1f}s, B3 {b3_concurrent:.4f} (sequential {b3_sequential:.4f})"
