@@ -66,6 +66,7 @@ class CandidateScore:
     cosine: float
     same_type: bool
     shared_script: bool = True
+    comparable: bool = True  # some group form and some alias are in two alphabets (or one script)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class NameEvidence:
     same: float
     cross: float
     shared_script: bool
+    comparable: bool = True
 
 
 def name_evidence(
@@ -124,6 +126,7 @@ def name_evidence(
     forms = list(dict.fromkeys(forms))
     form_scripts = {form: script_of(form) for form in forms}
     shared = bool(set(form_scripts.values()) & set(by_script))
+    comparable = any(transliteration_comparable(a, b) for a in set(form_scripts.values()) for b in by_script)
     same = cross = 0.0
     for form, script in form_scripts.items():  # exact matches first (entities with many aliases)
         for alias_script in entity.known_scripts.get(normalize_name(form), ()):
@@ -139,7 +142,7 @@ def name_evidence(
                 same = max(same, max(form_similarity(form, a, partial, person) for a in aliases))
             elif transliteration_comparable(script, alias_script) and cross < 1.0:
                 cross = max(cross, max(form_similarity(form, a, partial, person) for a in aliases))
-    return NameEvidence(same, cross, shared)
+    return NameEvidence(same, cross, shared, comparable)
 
 
 def entity_scripts(entity: EntityView) -> dict[str, list[str]]:
@@ -202,16 +205,22 @@ def score_candidate(group: GroupView, entity: EntityView, settings: LinkSettings
         # vector stands in for the name, but only between mentions of one type: a vector alone
         # is no evidence that an organisation is a person.
         name = max(name, cosine)
-    return _scored(entity.id, name, cosine, same_type, settings, evidence.shared_script)
+    return _scored(entity.id, name, cosine, same_type, settings, evidence.shared_script, evidence.comparable)
 
 
 def _scored(
-    entity_id: int, name: float, cosine: float, same_type: bool, settings: LinkSettings, shared: bool = True
+    entity_id: int,
+    name: float,
+    cosine: float,
+    same_type: bool,
+    settings: LinkSettings,
+    shared: bool = True,
+    comparable: bool = True,
 ) -> CandidateScore:
     score = settings.name_weight * name + settings.vector_weight * cosine + settings.type_weight * same_type
     if name < settings.min_name_similarity:
         score = -math.inf  # neither the name nor the vector vouches for this candidate
-    return CandidateScore(entity_id, score, name, cosine, same_type, shared)
+    return CandidateScore(entity_id, score, name, cosine, same_type, shared, comparable)
 
 
 def _translation(
@@ -219,8 +228,9 @@ def _translation(
 ) -> list[CandidateScore]:
     """Let a clear nearest neighbour across scripts stand in for the name ("默克尔" / "Angela Merkel").
 
-    When a group shares no script with a candidate, names cannot be compared (or only through a
-    transliteration that is no evidence on its own); the vector can, but surface cosines of
+    A fallback, tried only when no candidate links on its name. When a group shares no script
+    with a candidate, names cannot be compared (or only through a transliteration that is no
+    evidence on its own); the vector can, but surface cosines of
     unrelated names are high too (0.8 and more for e5-small). What does separate them is rank:
     the right entity is the nearest one of the group's type by a margin. So the nearest same-type
     candidate gets the name similarity ``vector_only_cosine`` when its cosine reaches
@@ -233,20 +243,27 @@ def _translation(
         return scores
     top = same_type[0]
     second = same_type[1].cosine if len(same_type) > 1 else 0.0
+    # Between two alphabets a transliteration could have matched and did not, so the names more
+    # likely differ than translate ("Тереза Мей" and "Theresa Villiers"): a wider margin there.
+    margin = settings.alphabet_translation_margin if top.comparable else settings.translation_margin
     if (
         top.shared_script
         or top.cosine < settings.translation_cosine
-        or top.cosine - second < settings.translation_margin
+        or top.cosine - second < margin
         or top.name >= settings.vector_only_cosine
     ):
         return scores
-    better = _scored(top.entity_id, settings.vector_only_cosine, top.cosine, True, settings, False)
+    better = _scored(
+        top.entity_id, settings.vector_only_cosine, top.cosine, True, settings, False, top.comparable
+    )
     return [better if s is top else s for s in scores]
 
 
 def decide(group: GroupView, candidates: Sequence[EntityView], settings: LinkSettings) -> Decision:
     """Pick the best-scoring candidate at or above ``link_threshold``, else a new entity."""
-    scores = _translation(group, [score_candidate(group, c, settings) for c in candidates], settings)
+    scores = [score_candidate(group, c, settings) for c in candidates]
+    if not any(s.score >= settings.link_threshold for s in scores):  # a fallback, never over a name
+        scores = _translation(group, scores, settings)
     scores.sort(key=lambda s: (-s.score, s.entity_id))
     if scores and scores[0].score >= settings.link_threshold:
         return Decision(scores[0].entity_id, scores[0].score, tuple(scores))

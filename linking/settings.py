@@ -66,6 +66,9 @@ class LinkSettings:
     translation_margin: float = _setting(
         0.02, "... when it beats the next same-type candidate by this cosine margin (1 = off)."
     )
+    alphabet_translation_margin: float = _setting(
+        0.05, "The same margin between two alphabets (Latin/Cyrillic/Greek), where names could be compared."
+    )
     rename_entities: bool = _setting(
         True, "Rename an entity known by part of its name ('Farage') to a fuller form ('Nigel Farage')."
     )
@@ -94,6 +97,7 @@ class LinkSettings:
             "partial_person",
             "partial_other",
             "translation_margin",
+            "alphabet_translation_margin",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
