@@ -1,0 +1,108 @@
+"""Resident memory of a running `spanlink serve` per NER backend (issue 20's memory figure).
+
+Starts one real service per configuration on 127.0.0.1 (its own empty store), sends a few extract
+and ingest requests so the model, the store and the batcher have all done real work, then reads
+the server process's VmRSS (now) and VmHWM (peak) from /proc. Memory is not timing-sensitive, so
+a busy machine changes these figures little.
+
+    .venv/bin/python bench/service_memory.py                           # torch fp32 and onnx fp32
+    .venv/bin/python bench/service_memory.py --config int8=onnx:/path/to/export-int8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+TEXTS = [
+    "Angela Merkel met Emmanuel Macron in Paris on Tuesday.",
+    "Olaf Scholz sprach in Berlin mit Vertretern der Europäischen Union.",
+    "Президент Владимир Путин прибыл в Анкару.",
+    "El presidente Pedro Sánchez viajó a Bruselas.",
+]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def proc_memory(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM of a process, in MB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def measure(name: str, backend: str, model: str | None, workdir: Path) -> dict[str, object]:
+    port = free_port()
+    command = [sys.executable, "-m", "api", "serve", "--port", str(port), "--data-dir", str(workdir / name)]
+    command += ["--backend", backend] + (["--model", model] if model else [])
+    log = (workdir / f"{name}.log").open("wb")
+    server = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{name}: server did not start; see {workdir / f'{name}.log'}")
+            time.sleep(0.5)
+        for _ in range(3):
+            httpx.post(f"{url}/v1/extract", json={"texts": TEXTS}, timeout=300).raise_for_status()
+        documents = [{"id": f"d{i}", "text": text} for i, text in enumerate(TEXTS)]
+        httpx.post(f"{url}/v1/documents", json={"documents": documents}, timeout=300).raise_for_status()
+        memory = proc_memory(server.pid)
+    finally:
+        server.terminate()
+        server.wait(60)
+        log.close()
+    return {"config": name, "backend": backend, "model": model or "default", **memory}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        help="NAME=BACKEND[:MODEL] (repeatable); default: torch=torch and onnx-fp32=onnx (default model)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="Write the rows as JSON here too.")
+    args = parser.parse_args()
+    configs = args.config or ["torch=torch", "onnx-fp32=onnx"]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="spanlink-mem-") as tmp:
+        for spec in configs:
+            name, _, rest = spec.partition("=")
+            backend, _, model = rest.partition(":")
+            rows.append(measure(name, backend, model or None, Path(tmp)))
+            print(json.dumps(rows[-1]), flush=True)
+    if args.out is not None:
+        args.out.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
