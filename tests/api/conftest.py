@@ -29,6 +29,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_serving(process: subprocess.Popen, url: str, log: Path, timeout: float = 120) -> None:
+    """Return once ``url``/health answers 200; fail the test with the server log's tail if the
+    process exits first or ``timeout`` seconds pass (one loop for every test that starts a server)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"server did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
 @pytest.fixture
 def service_settings(tiny_checkpoint, tmp_path):
     from api.settings import ServiceSettings
@@ -85,17 +101,7 @@ def live_server(tiny_checkpoint, tmp_path_factory) -> Iterator[str]:
     log = (data_dir / "server.log").open("wb")
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"server did not start:\n{(data_dir / 'server.log').read_text()[-3000:]}")
-        time.sleep(0.2)
+    wait_until_serving(process, url, data_dir / "server.log", timeout=90)
     yield url
     process.terminate()
     try:

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import API_KEY, AUTH, REPO, free_port
+from tests.api.conftest import API_KEY, AUTH, REPO, free_port, wait_until_serving
 from tests.api.pg_linking_child import DIM, SurfaceHashEmbedder, documents, link_settings
 from tests.postgres import create_database, drop_database
 
@@ -175,17 +175,8 @@ def _serve(checkpoint: Path, url: str, log: Path) -> tuple[subprocess.Popen, str
     env["SPANLINK_LINK_SETTINGS"] = '{"vector_only_cosine": 1.0}'  # tiny model: names decide
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"server did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
+    wait_until_serving(process, base, log)
+    return process, base
 
 
 def test_a_merge_through_one_service_is_seen_through_the_other_at_once(tiny_checkpoint, databases, tmp_path):

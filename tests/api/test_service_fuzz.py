@@ -16,15 +16,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.api.conftest import API_KEY, REPO, free_port
+from tests.api.conftest import API_KEY, REPO, free_port, wait_until_serving
 
 pytest.importorskip("schemathesis")
 
@@ -50,16 +48,7 @@ def serve(checkpoint: Path, data_dir: Path, api_key: str | None) -> Iterator[str
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"server did not start:\n{log_path.read_text()[-3000:]}")
-                time.sleep(0.2)
+            wait_until_serving(process, url, log_path, timeout=90)
             yield url
         finally:
             process.terminate()

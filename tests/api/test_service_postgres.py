@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api.conftest import API_KEY, REPO, free_port
+from tests.api.conftest import API_KEY, REPO, free_port, wait_until_serving
 from tests.api.test_service_batch import (  # noqa: F401 - collected again here, on PostgreSQL
     test_a_write_that_fails_mid_batch_rolls_back_the_earlier_documents,
     test_the_reported_case_leaves_the_replaced_document_alone,
@@ -52,17 +52,7 @@ def http(tiny_checkpoint, pg_database, tmp_path_factory) -> Iterator[httpx.Clien
     log = (folder / "server.log").open("wb")
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"server did not start:\n{(folder / 'server.log').read_text()[-3000:]}")
-        time.sleep(0.3)
+    wait_until_serving(process, url, folder / "server.log", timeout=180)
     time.sleep(3)  # the second worker loads its model too
     with httpx.Client(base_url=url, timeout=120) as client:
         yield client

@@ -12,13 +12,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.api.conftest import API_KEY, AUTH, REPO, free_port
+from tests.api.conftest import API_KEY, AUTH, REPO, free_port, wait_until_serving
 
 
 def _command(checkpoint: Path, data_dir: Path, *args: str) -> list[str]:
@@ -35,17 +33,8 @@ def start_server(checkpoint: Path, data_dir: Path, log: Path) -> tuple[subproces
     command = _command(checkpoint, data_dir, "serve", "--port", str(port))
     process = subprocess.Popen(command, cwd=REPO, env=_env(), stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"server did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
+    wait_until_serving(process, url, log)
+    return process, url
 
 
 def test_a_second_service_on_one_data_dir_is_refused(tiny_checkpoint, tmp_path):

@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.api.conftest import API_KEY, AUTH, REPO, free_port
+from tests.api.conftest import API_KEY, AUTH, REPO, free_port, wait_until_serving
 
 CHROMIUM = os.environ.get("SPANLINK_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -339,14 +339,7 @@ def _serve(checkpoint: Path, data_dir: Path) -> Iterator[str]:
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start:\n{(data_dir / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.2)
+        wait_until_serving(process, url, data_dir / "server.log")
         yield url
     finally:
         process.terminate()
