@@ -29,6 +29,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def ingest_spans(client, doc_id: str, text: str, spans: list[tuple[str, str]], **extra) -> dict:
+    """Ingest one document whose mentions are the given (name, label) pairs, found left to right."""
+    mentions, at = [], 0
+    for name, label in spans:
+        start = text.index(name, at)
+        mentions.append({"start": start, "end": start + len(name), "label": label})
+        at = start + len(name)
+    body = {"documents": [{"id": doc_id, "text": text, "mentions": mentions, **extra}]}
+    response = client.post("/v1/documents", json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    return response.json()["documents"][0]
+
+
 def wait_until_serving(process: subprocess.Popen, url: str, log: Path, timeout: float = 120) -> None:
     """Return once ``url``/health answers 200; fail the test with the server log's tail if the
     process exits first or ``timeout`` seconds pass (one loop for every test that starts a server)."""

@@ -5,19 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import AUTH
+from tests.api.conftest import AUTH, ingest_spans
 
-
-def _ingest(client, doc_id: str, text: str, spans: list[tuple[str, str]], **extra) -> dict:
-    mentions, at = [], 0
-    for name, label in spans:
-        start = text.index(name, at)
-        mentions.append({"start": start, "end": start + len(name), "label": label})
-        at = start + len(name)
-    body = {"documents": [{"id": doc_id, "text": text, "mentions": mentions, **extra}]}
-    response = client.post("/v1/documents", json=body, headers=AUTH)
-    assert response.status_code == 200, response.text
-    return response.json()["documents"][0]
+_ingest = ingest_spans
 
 
 def _entity_id(client, doc_id: str, surface: str) -> int:

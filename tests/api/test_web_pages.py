@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from tests.api.conftest import AUTH
+from tests.api.conftest import AUTH, ingest_spans
 
 NAMES = [
     "Ada Lovelace", "Alan Turing", "Grace Hopper", "Edsger Dijkstra", "Barbara Liskov", "Donald Knuth",
@@ -21,16 +21,7 @@ XSS_ID = 'x"><script>alert(1)</script>'
 XSS_TEXT = 'Angela Merkel wrote <script>alert("doc")</script> and "onmouseover=alert(2) x=" in Berlin.'
 
 
-def _ingest(client, doc_id, text, spans, **extra):
-    mentions, at = [], 0
-    for name, label in spans:
-        start = text.index(name, at)
-        mentions.append({"start": start, "end": start + len(name), "label": label})
-        at = start + len(name)
-    body = {"documents": [{"id": doc_id, "text": text, "mentions": mentions, **extra}]}
-    response = client.post("/v1/documents", json=body, headers=AUTH)
-    assert response.status_code == 200, response.text
-    return response.json()["documents"][0]
+_ingest = ingest_spans
 
 
 def _parsed(page: str) -> tuple[list[str | None], list[tuple[str, str]]]:
