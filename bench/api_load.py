@@ -36,6 +36,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.serving import wait_until_serving  # noqa: E402
 
 API_KEY = "bench-key-0123456789"
 FIRST = [
@@ -168,18 +169,9 @@ def main() -> None:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        started = time.monotonic()
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() - started > 120:
-                sys.exit(f"server did not start; see {log_path}:\n{log_path.read_text()[-2000:]}")
-            time.sleep(0.2)
+        took = wait_until_serving(server, url, log_path, timeout=120)
         print(
-            f"server up in {time.monotonic() - started:.1f}s; {args.clients} clients for {args.duration}s",
+            f"server up in {took:.1f}s; {args.clients} clients for {args.duration}s",
             file=sys.stderr,
         )
 

@@ -36,6 +36,8 @@ import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.serving import wait_until_serving  # noqa: E402
 
 PEOPLE = ["Angela Merkel", "Emmanuel Macron", "Pedro Sánchez", "Donald Tusk", "Giorgia Meloni", "Olaf Scholz"]
 PLACES = ["Paris", "Berlin", "Madrid", "Warschau", "Roma", "Lyon", "Barcelona", "Kraków", "München"]
@@ -93,17 +95,8 @@ def _start_server(args: argparse.Namespace, step_batches: int, workdir: Path) ->
     with log_path.open("wb") as log:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    started = time.monotonic()
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return server, url
-        except httpx.TransportError:
-            pass
-        if server.poll() is not None or time.monotonic() - started > 300:
-            server.kill()
-            sys.exit(f"server did not start; see {log_path}:\n{log_path.read_text()[-2000:]}")
-        time.sleep(0.2)
+    wait_until_serving(server, url, log_path, timeout=300)
+    return server, url
 
 
 def _extract(http: httpx.Client, text: str) -> list[list[Any]]:

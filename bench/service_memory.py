@@ -17,12 +17,14 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from bench.serving import wait_until_serving  # noqa: E402
+
 TEXTS = [
     "Angela Merkel met Emmanuel Macron in Paris on Tuesday.",
     "Olaf Scholz sprach in Berlin mit Vertretern der Europäischen Union.",
@@ -57,16 +59,7 @@ def measure(name: str, backend: str, model: str | None, workdir: Path) -> dict[s
     server = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{name}: server did not start; see {workdir / f'{name}.log'}")
-            time.sleep(0.5)
+        wait_until_serving(server, url, workdir / f"{name}.log", timeout=600)
         for _ in range(3):
             httpx.post(f"{url}/v1/extract", json={"texts": TEXTS}, timeout=300).raise_for_status()
         documents = [{"id": f"d{i}", "text": text} for i, text in enumerate(TEXTS)]
