@@ -100,6 +100,23 @@ def _ordered_labels(id2label: dict[Any, str]) -> list[str]:
     return [v for _, v in pairs]
 
 
+def _label_groups(raw: Any, labels: list[str]) -> dict[str, str]:
+    """`spanlink_label_groups` checked against the labels: every entity label in exactly one group."""
+    if not raw:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(v, str) and v for v in raw.values()):
+        raise CheckpointError("spanlink_label_groups must map each label to a group name")
+    entity = [label for label in labels if label != "O"]
+    missing = [label for label in entity if label not in raw]
+    unknown = [label for label in raw if label not in entity]
+    if missing or unknown:
+        raise CheckpointError(
+            f"spanlink_label_groups must name a group for exactly the model's labels "
+            f"(missing {missing[:5]}, unknown {unknown[:5]})"
+        )
+    return {label: raw[label] for label in entity}
+
+
 @dataclass
 class SpanConfig:
     """Everything a span model needs besides weights and tokenizer.
@@ -116,6 +133,9 @@ class SpanConfig:
             `ner.tokenization.cjk_token_words`). Defaults to False, as span_marker.
         prune_threshold (float | None): with a boundary head, extraction by default only classifies
             spans whose first and last word score at least this as entity start / end. None: off.
+        label_groups (dict[str, str]): fine label -> its group (``"Artist" -> "PER"``) for models
+            with a label hierarchy (`ner.labels`); empty for flat label sets, where each label is
+            its own group.
         raw (dict): the original config, preserved on save.
     """
 
@@ -126,6 +146,7 @@ class SpanConfig:
     model_max_length: int | None = None
     cjk_words: bool = False
     prune_threshold: float | None = None
+    label_groups: dict[str, str] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -164,6 +185,7 @@ class SpanConfig:
             model_max_length=int(mml) if mml is not None else None,
             cjk_words=bool(raw.get("spanlink_cjk_words", False)),
             prune_threshold=raw.get("spanlink_prune_threshold"),
+            label_groups=_label_groups(raw.get("spanlink_label_groups"), labels),
             raw=copy.deepcopy(raw),
         )
 
@@ -196,4 +218,12 @@ class SpanConfig:
             spanlink_cjk_words=self.cjk_words,
             spanlink_prune_threshold=self.prune_threshold,
         )
+        if self.label_groups:
+            out["spanlink_label_groups"] = dict(self.label_groups)
+        else:
+            out.pop("spanlink_label_groups", None)
         return out
+
+    def group_of(self, label: str) -> str:
+        """The group a label belongs to (itself for flat label sets and for "O")."""
+        return self.label_groups.get(label, label)
