@@ -121,7 +121,8 @@ def _source_meta(conn: Connection, url: str) -> int:
         raise InvalidInput("the source holds no spanlink store", url=url)
     if meta.get(META_SCHEMA_VERSION) != str(SCHEMA_VERSION):
         raise StoreError(
-            "the source was written by another spanlink schema version; open it with that version",
+            "the source was written by another spanlink schema version; upgrade it first "
+            "(`spanlink upgrade`) or copy it with that version",
             found=meta.get(META_SCHEMA_VERSION),
             expected=SCHEMA_VERSION,
             url=url,

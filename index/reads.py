@@ -86,7 +86,10 @@ def entity_public(entity: Entity) -> EntityPublic:
         mention_count=entity.mention_count,
         created_at=_utc(entity.created_at),
         updated_at=_utc(entity.updated_at),
-        aliases=[AliasPublic(norm=a.norm, count=a.count) for a in aliases],
+        aliases=[AliasPublic(norm=a.norm, count=a.count, kb=bool(a.kb)) for a in aliases],
+        external_id=entity.external_id,
+        description=entity.description,
+        metadata=dict(entity.meta or {}),
     )
 
 

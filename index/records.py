@@ -129,6 +129,33 @@ class EntityCreate:
 
 
 @dataclass(frozen=True)
+class KnownEntity:
+    """An entity of the caller's knowledge base, imported by :meth:`Store.import_entities`.
+
+    Importing the same ``external_id`` again updates the entity in place (name, label, aliases,
+    description, metadata, vector); its mentions stay linked.
+
+    Args:
+        external_id (str): The caller's key, e.g. a Wikidata id ``"Q567"``.
+        name (str): The name shown for it; mentions never rename it.
+        label (str): Entity type.
+        aliases (list[str]): Other names, in any language and script. Defaults to none.
+        description (str | None): A short description. Defaults to None.
+        metadata (dict[str, Any]): JSON-serializable extra fields. Defaults to empty.
+        vector (Any): Its vector while it has no mention (from name, aliases and description).
+            Defaults to None (then it is found by name only until a mention links to it).
+    """
+
+    external_id: str
+    name: str
+    label: str
+    aliases: list[str] = field(default_factory=list)
+    description: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    vector: Any = None
+
+
+@dataclass(frozen=True)
 class MentionPublic:
     """A stored mention."""
 
@@ -158,10 +185,12 @@ class DocumentPublic:
 
 @dataclass(frozen=True)
 class AliasPublic:
-    """A normalized surface form of an entity and the number of mentions that used it."""
+    """A normalized surface form of an entity and the number of mentions that used it; ``kb`` when
+    the knowledge base gave it (such aliases stay at count 0)."""
 
     norm: str
     count: int
+    kb: bool = False
 
 
 @dataclass(frozen=True)
@@ -175,6 +204,10 @@ class EntityPublic:
     created_at: datetime
     updated_at: datetime
     aliases: list[AliasPublic]
+    external_id: str | None = None
+    """The knowledge base's id; None for entities founded from mentions."""
+    description: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

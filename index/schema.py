@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     select,
 )
 from sqlalchemy.engine import Dialect
@@ -33,8 +35,12 @@ from sqlalchemy.types import TypeDecorator, UserDefinedType
 
 from index.errors import SchemaMismatch
 
-SCHEMA_VERSION = 1
-"""Version of the table layout below; stored in ``spanlink_meta`` under ``schema_version``."""
+SCHEMA_VERSION = 2
+"""Version of the table layout below; stored in ``spanlink_meta`` under ``schema_version``.
+
+2 (issue 18, knowledge bases): ``entities.external_id`` (unique when set), ``description``,
+``metadata``, ``kb_vector``, and ``aliases.kb``. ``index.upgrade`` (``spanlink upgrade``) brings a
+version-1 store up to it in place."""
 
 
 def utcnow() -> datetime:
@@ -163,6 +169,14 @@ class Entity(Base):
     centroid: Mapped[bytes | None] = mapped_column(VectorColumn, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    # Knowledge-base entities (issue 18): the caller's id (unique when set; NULLs never collide on
+    # SQLite or PostgreSQL), a description, metadata, and the vector made from the name, aliases and
+    # description. A KB entity keeps its name, stays when its last mention goes (its centroid falls
+    # back to ``kb_vector``) and keeps the aliases the KB gave (``Alias.kb``).
+    external_id: Mapped[str | None] = mapped_column(String(512), default=None)
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON(none_as_null=True), default=None)
+    kb_vector: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
 
     aliases: Mapped[list[Alias]] = relationship(
         back_populates="entity",
@@ -204,11 +218,14 @@ class Alias(Base):
     entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"), index=True)
     norm: Mapped[str] = mapped_column(String(1024))
     count: Mapped[int] = mapped_column(Integer, default=0)
+    kb: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Given by the knowledge base: kept at count 0 (mention-made aliases go when their count does)."""
 
     entity: Mapped[Entity] = relationship(back_populates="aliases")
 
 
 Index("ix_aliases_norm", Alias.norm)
+Index("ix_entities_external_id", Entity.external_id, unique=True)
 
 
 class EntityChange(Base):
@@ -270,8 +287,14 @@ def check_or_init_meta(session: Session, *, dim: int | None, url: str) -> int:
         return dim
     found = meta.get(META_SCHEMA_VERSION)
     if found != str(SCHEMA_VERSION):
+        older = found is not None and found.isdigit() and int(found) < SCHEMA_VERSION
         raise SchemaMismatch(
-            "the database was written by another spanlink schema version; migrate it or open a new file",
+            f"the database was written by an older spanlink schema version ({found}, this is "
+            f"{SCHEMA_VERSION}); upgrade it in place with `spanlink upgrade` (index.upgrade), nothing "
+            "else changes it"
+            if older
+            else f"the database was written by another spanlink schema version ({found}, this is "
+            f"{SCHEMA_VERSION}); open it with that version of spanlink or use a new file",
             found=found,
             expected=SCHEMA_VERSION,
             url=url,

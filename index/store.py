@@ -44,6 +44,7 @@ from index.records import (
     EntityCreate,
     EntityHit,
     EntityPublic,
+    KnownEntity,
     MentionHit,
     NewEntity,
     StoreStats,
@@ -547,6 +548,40 @@ class Store:
             return _entity_after(session, written)
 
         return self._write(work)
+
+    def import_entities(self, items: Sequence[KnownEntity]) -> list[tuple[EntityPublic, bool]]:
+        """Create or update knowledge-base entities by ``external_id``, in one transaction.
+
+        Idempotent: importing the same items again changes nothing but ``updated_at``; a changed
+        name, label, alias list, description or metadata replaces the old one while mentions stay
+        linked (see :func:`index.writes.import_entities`).
+
+        Returns:
+            list[tuple[EntityPublic, bool]]: Per item, in order, the entity and whether it was created.
+
+        Raises:
+            InvalidInput: An item is invalid (the message names it); nothing is written.
+        """
+
+        def work(session: Session, delta: writes.VectorDelta) -> list[tuple[EntityPublic, bool]]:
+            written = writes.import_entities(session, items, self.dim, delta)
+            session.flush()
+            session.expire_all()
+            found: dict[int, EntityPublic] = {}
+            ids = [entity_id for entity_id, _ in written]
+            for at in range(0, len(ids), writes.CHUNK):
+                found.update(reads.get_entities(session, ids[at : at + writes.CHUNK]))
+            return [(found[entity_id], created) for entity_id, created in written]
+
+        return self._write(work)
+
+    def entity_by_external_id(self, external_id: str) -> EntityPublic:
+        """The knowledge-base entity with this external id. Raises :class:`NotFound`."""
+        with self._read() as session:
+            entity_id = session.scalar(select(Entity.id).where(Entity.external_id == external_id))
+            if entity_id is None:
+                raise NotFound("entity", external_id)
+            return reads.get_entity(session, entity_id)
 
     def add_alias(self, entity_id: int, surface: str, *, count: int = 1) -> EntityPublic:
         """Count ``count`` more uses of ``surface`` for an entity (normalized; created if new)."""

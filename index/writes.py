@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +19,14 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from index.errors import InvalidInput, NotFound
-from index.records import DocumentCreate, EntityCreate, NewEntity, name_problem, normalize_surface
+from index.records import (
+    DocumentCreate,
+    EntityCreate,
+    KnownEntity,
+    NewEntity,
+    name_problem,
+    normalize_surface,
+)
 from index.schema import Alias, Document, Entity, Mention, utcnow
 from index.vectors import from_blob, normalize_rows, to_blob
 
@@ -89,6 +97,14 @@ class EntityChanges:
             ):
                 blobs[entity_id].append(blob)
             removed = [entity_id for entity_id in lost if entity_id not in blobs]
+            if removed:  # knowledge-base entities stay, back on the vector the KB gave them
+                for entity_id, seed in session.execute(
+                    select(Entity.id, Entity.kb_vector).where(
+                        Entity.id.in_(removed), Entity.external_id.is_not(None)
+                    )
+                ):
+                    removed.remove(entity_id)
+                    updates.append(_seed_row(entity_id, seed, self.dim, now, delta))
             if removed:
                 session.execute(delete(Alias).where(Alias.entity_id.in_(removed)))
                 session.execute(delete(Entity).where(Entity.id.in_(removed)))
@@ -125,16 +141,28 @@ class EntityChanges:
         return {"id": entity_id, "centroid": to_blob(centroid), "mention_count": count, "updated_at": now}
 
 
+def _seed_row(
+    entity_id: int, seed: bytes | None, dim: int, now: object, delta: VectorDelta
+) -> dict[str, object]:
+    """A knowledge-base entity without mentions: count 0, centroid = the KB's vector (or none)."""
+    if seed is None:
+        delta.entity_remove.add(entity_id)
+    else:
+        delta.entity_upsert[entity_id] = normalize_rows(from_blob(seed, dim), dim)[0]
+    return {"id": entity_id, "centroid": seed, "mention_count": 0, "updated_at": now}
+
+
 def _bump_aliases(session: Session, counts: Counter[tuple[int, str]]) -> None:
-    """Add ``counts[(entity_id, norm)]`` (may be negative) to alias rows; drop rows that reach 0."""
+    """Add ``counts[(entity_id, norm)]`` (may be negative) to alias rows; drop rows that reach 0,
+    except those the knowledge base gave (``Alias.kb``), which stay at 0."""
     items = {key: n for key, n in counts.items() if n}
     if not items:
         return
     session.flush()
     existing = {
-        (entity_id, norm): (alias_id, count)
-        for alias_id, entity_id, norm, count in session.execute(
-            select(Alias.id, Alias.entity_id, Alias.norm, Alias.count).where(
+        (entity_id, norm): (alias_id, count, kb)
+        for alias_id, entity_id, norm, count, kb in session.execute(
+            select(Alias.id, Alias.entity_id, Alias.norm, Alias.count, Alias.kb).where(
                 Alias.entity_id.in_({key[0] for key in items}), Alias.norm.in_({key[1] for key in items})
             )
         )
@@ -145,9 +173,11 @@ def _bump_aliases(session: Session, counts: Counter[tuple[int, str]]) -> None:
             if n > 0:
                 inserts.append({"entity_id": entity_id, "norm": norm, "count": n})
             continue
-        alias_id, count = existing[(entity_id, norm)]
-        if count + n <= 0:
+        alias_id, count, kb = existing[(entity_id, norm)]
+        if count + n <= 0 and not kb:
             deletes.append(alias_id)
+        elif count + n <= 0:
+            updates.append({"id": alias_id, "count": 0})
         else:
             updates.append({"id": alias_id, "count": count + n})
     if inserts:
@@ -388,6 +418,20 @@ def merge_entities(session: Session, target_id: int, source_id: int, dim: int, d
         raise NotFound("entity", target_id)
     if source is None:
         raise NotFound("entity", source_id)
+    # A knowledge-base entity keeps its identity: merged into an entity founded from mentions, that
+    # entity takes its external id, name, description, metadata and KB aliases. Two KB entities
+    # are two entries of the caller's KB; merging them would lose one id, so it is refused.
+    inherit = source.external_id is not None
+    if inherit and target.external_id is not None:
+        raise InvalidInput(
+            "both entities come from the knowledge base; merging them would lose one external id "
+            "(fix the knowledge base instead)",
+            target_external_id=target.external_id,
+            source_external_id=source.external_id,
+        )
+    identity = (source.external_id, source.name, source.name_norm, source.description, source.meta)
+    seed = source.kb_vector
+    kb_norms = [a.norm for a in source.aliases if a.kb]
     changes = EntityChanges(dim)
     if source.mention_count and source.centroid is not None:
         source_sum = from_blob(source.centroid, dim).astype(np.float64) * source.mention_count
@@ -404,6 +448,16 @@ def merge_entities(session: Session, target_id: int, source_id: int, dim: int, d
         add_alias(session, entity_id, norm, n)
     session.execute(delete(Entity).where(Entity.id == source_id))
     session.expunge(source)
+    if inherit:
+        session.flush()  # the source row (and its unique external id) is gone first
+        target.external_id, target.name, target.name_norm, target.description, target.meta = identity
+        target.kb_vector = seed
+        target.updated_at = utcnow()
+        session.flush()
+        if kb_norms:
+            session.execute(
+                update(Alias).where(Alias.entity_id == target_id, Alias.norm.in_(kb_norms)).values(kb=True)
+            )
     changes.dropped.add(source_id)
     changes.settle(session, delta)
 
@@ -490,3 +544,127 @@ def delete_entity(session: Session, entity_id: int, delta: VectorDelta) -> int:
     delta.mention_remove.extend(mention_ids)
     delta.entity_remove.add(entity_id)
     return len(mention_ids)
+
+
+CHUNK = 500
+"""Ids per ``IN (...)`` list (SQLite allows 32,766 bound values, older builds 999)."""
+
+
+def _kb_where(i: int, item: KnownEntity) -> str:
+    return f"entities[{i}] (external_id {item.external_id!r})"
+
+
+def _check_known(items: Sequence[KnownEntity], dim: int) -> list[np.ndarray | None]:
+    """Validate a whole import before the first write; return each item's normalized vector."""
+    seen: dict[str, int] = {}
+    vectors: list[np.ndarray | None] = []
+    for i, item in enumerate(items):
+        where = _kb_where(i, item)
+        context = {"entity": i, "external_id": item.external_id}
+        if not item.external_id or item.external_id != item.external_id.strip():
+            raise InvalidInput(
+                f"{where}: external_id must be non-empty, without spaces at its ends", **context
+            )
+        if item.external_id in seen:
+            raise InvalidInput(
+                f"{where}: external_id also names entities[{seen[item.external_id]}] of this batch",
+                **context,
+            )
+        seen[item.external_id] = i
+        if not item.label:
+            raise InvalidInput(f"{where}: label must be non-empty", **context)
+        for surface in [item.name, *item.aliases]:
+            if problem := name_problem(surface):
+                raise InvalidInput(f"{where}: name or alias {surface!r} {problem}", **context)
+        if item.vector is None:
+            vectors.append(None)
+            continue
+        try:
+            vectors.append(normalize_rows(item.vector, dim, what="entity vector")[0])
+        except InvalidInput as exc:
+            raise InvalidInput(f"{where}: {exc.message}", **context) from exc
+    return vectors
+
+
+def import_entities(
+    session: Session, items: Sequence[KnownEntity], dim: int, delta: VectorDelta
+) -> list[tuple[int, bool]]:
+    """Create or update knowledge-base entities by ``external_id`` (all of them, or none on error).
+
+    An existing entity keeps its id, mentions, mention counts and centroid; its name, label,
+    description, metadata and KB vector are replaced, and its KB aliases become exactly the given
+    ones (plus the name): aliases the KB no longer lists lose their ``kb`` mark and go unless
+    mentions used them. While the entity has no mentions, its centroid is the KB vector.
+
+    Returns:
+        list[tuple[int, bool]]: Per item, the entity id and whether it was created.
+
+    Raises:
+        InvalidInput: An item is invalid (named ``entities[i] (external_id 'x')``); nothing is written.
+    """
+    vectors = _check_known(items, dim)
+    ids = [item.external_id for item in items]
+    existing: dict[str, Entity] = {}
+    for at in range(0, len(ids), CHUNK):
+        for entity in session.scalars(select(Entity).where(Entity.external_id.in_(ids[at : at + CHUNK]))):
+            existing[entity.external_id] = entity  # type: ignore[index]
+    now = utcnow()
+    entities: list[Entity] = []
+    for item, vector in zip(items, vectors, strict=True):
+        entity = existing.get(item.external_id)
+        if entity is None:
+            entity = Entity(external_id=item.external_id, mention_count=0)
+            session.add(entity)
+        entity.name, entity.name_norm, entity.label = (
+            item.name.strip(),
+            normalize_surface(item.name),
+            item.label,
+        )
+        entity.description, entity.meta = item.description, dict(item.metadata) or None
+        entity.kb_vector = None if vector is None else to_blob(vector)
+        entity.updated_at = now
+        if not entity.mention_count:
+            entity.centroid = entity.kb_vector
+        entities.append(entity)
+    session.flush()  # ids for the new ones
+    for entity in entities:
+        if not entity.mention_count:
+            if entity.centroid is None:
+                delta.entity_remove.add(entity.id)
+            else:
+                delta.entity_upsert[entity.id] = from_blob(entity.centroid, dim)
+        delta.entity_touched.add(entity.id)
+    by_id = {entity.id: entity for entity in entities}
+    wanted = {
+        entity.id: {normalize_surface(s) for s in [item.name, *item.aliases]} - {""}
+        for item, entity in zip(items, entities, strict=True)
+    }
+    keys = list(by_id)
+    have: dict[int, set[str]] = defaultdict(set)
+    updates, deletes = [], []
+    for at in range(0, len(keys), CHUNK):
+        rows = session.execute(
+            select(Alias.id, Alias.entity_id, Alias.norm, Alias.count, Alias.kb).where(
+                Alias.entity_id.in_(keys[at : at + CHUNK])
+            )
+        )
+        for alias_id, entity_id, norm, count, kb in rows:
+            have[entity_id].add(norm)
+            keep = norm in wanted[entity_id]
+            if not keep and not count:
+                deletes.append(alias_id)
+            elif keep != bool(kb):
+                updates.append({"id": alias_id, "kb": keep})
+    inserts = [
+        {"entity_id": entity_id, "norm": norm, "count": 0, "kb": True}
+        for entity_id, norms in wanted.items()
+        for norm in sorted(norms - have[entity_id])
+    ]
+    if deletes:
+        for at in range(0, len(deletes), CHUNK):
+            session.execute(delete(Alias).where(Alias.id.in_(deletes[at : at + CHUNK])))
+    if updates:
+        session.execute(update(Alias), updates)
+    if inserts:
+        session.execute(insert(Alias), inserts)
+    return [(entity.id, entity.external_id not in existing) for entity in entities]
