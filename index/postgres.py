@@ -175,6 +175,17 @@ def vector_ids(session: Session, kind: str) -> np.ndarray:
 
 # -- entity change log (shared stores) ---------------------------------------------------------
 
+META_CHANGES_FLOOR = "entity_changes_floor"
+"""``spanlink_meta`` key: the log holds every change of the generations above this value (0, or
+no row, when nothing was ever pruned)."""
+
+CHANGE_LOG_RETAIN = 100_000
+"""Generations of entity changes kept in the log (about an hour of writes at ~25 documents/s; a
+few rows per generation, two integers each). A process whose cache is older reloads every entity."""
+
+CHANGE_LOG_PRUNE_EVERY = 1_000
+"""Prune the log on the commit of every this many-th generation (one indexed range delete)."""
+
 
 def lock_entities(session: Session) -> int:
     """Take the store-wide entity lock for the rest of the transaction; return the generation.
@@ -187,7 +198,13 @@ def lock_entities(session: Session) -> int:
 
 
 def log_entity_changes(session: Session, entity_ids: set[int]) -> int:
-    """Bump the entity generation (row lock until commit) and log ``entity_ids`` under it."""
+    """Bump the entity generation (row lock until commit) and log ``entity_ids`` under it.
+
+    Every :data:`CHANGE_LOG_PRUNE_EVERY` generations the log is pruned in the same transaction
+    (still under the lock): rows at or below the horizon ``generation - CHANGE_LOG_RETAIN`` are
+    deleted and the horizon is recorded as the log's floor, so the log holds at most
+    ``CHANGE_LOG_RETAIN + CHANGE_LOG_PRUNE_EVERY`` generations of rows however long the store lives.
+    """
     generation = int(
         session.execute(
             text(
@@ -201,7 +218,30 @@ def log_entity_changes(session: Session, entity_ids: set[int]) -> int:
         session.execute(
             insert(EntityChange), [{"generation": generation, "entity_id": i} for i in entity_ids]
         )
+    if generation % CHANGE_LOG_PRUNE_EVERY == 0 and generation > CHANGE_LOG_RETAIN:
+        prune_entity_changes(session, generation - CHANGE_LOG_RETAIN)
     return generation
+
+
+def prune_entity_changes(session: Session, horizon: int) -> int:
+    """Delete the change-log rows of generations ``<= horizon`` and raise the log's floor to it.
+
+    Run under the entity lock (:func:`log_entity_changes`). A reader whose cache is older than
+    the floor can no longer learn what changed from the log: :func:`entity_changes` tells it to
+    reload everything. Returns the rows deleted.
+    """
+    deleted = session.execute(
+        text("DELETE FROM entity_changes WHERE generation <= :horizon"), {"horizon": horizon}
+    ).rowcount
+    session.execute(
+        text(
+            "INSERT INTO spanlink_meta (key, value) VALUES (:key, :value) "
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value "
+            "WHERE CAST(spanlink_meta.value AS bigint) < CAST(EXCLUDED.value AS bigint)"
+        ),
+        {"key": META_CHANGES_FLOOR, "value": str(horizon)},
+    )
+    return int(deleted or 0)
 
 
 def entity_generation(session: Session) -> int:
@@ -209,12 +249,30 @@ def entity_generation(session: Session) -> int:
     return int(value or 0)
 
 
-def entity_changes(session: Session, since: int) -> tuple[int, set[int]]:
-    """The current entity generation and the entities changed after ``since``."""
-    generation = entity_generation(session)
+def entity_changes(session: Session, since: int) -> tuple[int, set[int] | None]:
+    """The current entity generation and the entities changed after ``since``.
+
+    ``None`` instead of the set when the log no longer reaches back to ``since`` (pruned past it,
+    :func:`prune_entity_changes`): the caller must reload every entity. The floor is read again
+    after the changes, so a prune that commits between the two reads is noticed.
+    """
+    generation, floor = _generation_and_floor(session)
     if generation == since:
         return generation, set()
+    if since < floor:
+        return generation, None
     changed = set(
         session.scalars(select(EntityChange.entity_id).where(EntityChange.generation > since).distinct())
     )
+    if since < _generation_and_floor(session)[1]:
+        return generation, None
     return generation, changed
+
+
+def _generation_and_floor(session: Session) -> tuple[int, int]:
+    rows = dict(
+        session.execute(
+            select(Meta.key, Meta.value).where(Meta.key.in_([META_ENTITY_GENERATION, META_CHANGES_FLOOR]))
+        ).all()
+    )
+    return int(rows.get(META_ENTITY_GENERATION) or 0), int(rows.get(META_CHANGES_FLOOR) or 0)

@@ -913,12 +913,14 @@ class Store:
         with self._read() as session:
             return postgres.entity_generation(session)
 
-    def entity_changes(self, since: int) -> tuple[int, set[int]]:
+    def entity_changes(self, since: int) -> tuple[int, set[int] | None]:
         """The entity generation now, and the entities created, changed or removed after ``since``.
 
         Caches of entities (the linker's) call this before acting: equal generations mean nothing
-        changed anywhere. Inside a transaction it includes the transaction's own writes. On the
-        embedded store (one owner) it returns ``(0, set())``.
+        changed anywhere. Inside a transaction it includes the transaction's own writes. ``None``
+        instead of the set when the change log was pruned past ``since`` (it keeps the last
+        ``index.postgres.CHANGE_LOG_RETAIN`` generations): the cache must reload every entity. On
+        the embedded store (one owner) it returns ``(0, set())``.
         """
         if not self.shared:
             return 0, set()

@@ -250,12 +250,15 @@ class Linker:
         looked (shared stores; a no-op on the embedded store, whose only writer is this process).
 
         Runs before every linking decision, so no decision acts on stale entities: the store logs
-        every entity write under a generation number (``Store.entity_changes``).
+        every entity write under a generation number (``Store.entity_changes``). A cache older
+        than what the log still holds (it is pruned to its last generations) reloads every entity.
         """
         if not self.store.shared:
             return
         generation, changed = self.store.entity_changes(self._generation)
-        if generation != self._generation:
+        if changed is None:  # the log was pruned past this cache: start again from the store
+            self.reload()
+        elif generation != self._generation:
             self._refresh_all(changed)
             self._generation = generation
 
