@@ -59,7 +59,9 @@ def plan_merges(table: MemoryEntities, settings: LinkSettings) -> list[PlannedMe
     for entity in sorted(work.entities.values(), key=lambda e: (e.mention_count, -e.id)):
         if entity.id not in work.entities:
             continue
-        view = GroupView(entity_forms(entity, settings.merge_forms), entity.label, entity.vector)
+        view = GroupView(
+            entity_forms(entity, settings.merge_forms), entity.label, entity.vector, entity.label_group
+        )
         larger = [
             c
             for c in work.candidates(view, settings)

@@ -29,16 +29,23 @@ class GroupView:
         forms (list[str]): Surface forms of the group's mentions (repeats allowed).
         label (str): The group's type (the most frequent mention label).
         vector (np.ndarray | None): L2-normalized mean of the mention vectors.
+        label_group (str): The label's group in a label hierarchy ("PER" for "Artist", `ner.labels`),
+            which type agreement compares; defaults to the label itself (flat label sets).
     """
 
     forms: list[str]
     label: str
     vector: np.ndarray | None = None
+    label_group: str = ""
+
+    def __post_init__(self) -> None:
+        self.label_group = self.label_group or self.label
 
 
 @dataclass
 class EntityView:
-    """A candidate entity: canonical name, type, alias surfaces and normalized centroid."""
+    """A candidate entity: canonical name, type (and its ``label_group``, as ``GroupView``'s), alias
+    surfaces and normalized centroid."""
 
     id: int
     name: str
@@ -50,6 +57,11 @@ class EntityView:
     alias_counts: dict[str, int] = field(default_factory=dict, repr=False)  # mentions per alias, if kept
     scripts: dict[str, list[str]] | None = field(default=None, repr=False)  # forms by script (lazy)
     known_scripts: dict[str, set[str]] = field(default_factory=dict, repr=False)  # normalized -> scripts
+    external_id: str | None = None  # set for knowledge-base entities (never renamed; kb_only keeps them)
+    label_group: str = ""
+
+    def __post_init__(self) -> None:
+        self.label_group = self.label_group or self.label
 
     def forms_changed(self) -> None:
         """Drop the per-script caches after the name or aliases changed."""
@@ -193,13 +205,15 @@ def score_candidate(group: GroupView, entity: EntityView, settings: LinkSettings
     # An inflected surname alone ("Macrona") for a full name is near the threshold; across
     # documents it counts as a surname only where the vectors agree, since several people share
     # a surname (``form_similarity(person=True)``; inside a document coreference always uses it).
-    person = group.label == "PER" and (cosine >= settings.surname_cosine or settings.surname_cosine <= 0)
-    evidence = name_evidence(group.forms, entity, settings.partial_for(group.label), person)
+    person = group.label_group == "PER" and (
+        cosine >= settings.surname_cosine or settings.surname_cosine <= 0
+    )
+    evidence = name_evidence(group.forms, entity, settings.partial_for(group.label_group), person)
     name = evidence.same
     vouched = cosine >= settings.cross_script_cosine or settings.cross_script_cosine <= 0
     if evidence.cross > name and vouched:
         name = evidence.cross
-    same_type = group.label == entity.label
+    same_type = group.label_group == entity.label_group  # an Artist and a Politician are both PER
     if same_type and cosine >= settings.vector_only_cosine:
         # Translations and cross-script acronyms ("ЕС" / "EU") share no letters; a near-identical
         # vector stands in for the name, but only between mentions of one type: a vector alone
@@ -393,7 +407,9 @@ class MemoryEntities:
         if entity_id is None:
             entity_id = self._next_id
             self._next_id += 1
-            self.entities[entity_id] = EntityView(entity_id, group.forms[0], group.label, [], None, 0)
+            self.entities[entity_id] = EntityView(
+                entity_id, group.forms[0], group.label, [], None, 0, label_group=group.label_group
+            )
             self.sums[entity_id] = np.zeros(self.dim, np.float32)
         entity = self.entities[entity_id]
         for form in group.forms:

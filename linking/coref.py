@@ -20,12 +20,18 @@ _PAREN_OPEN = re.compile(r"^\s*[(\[]\s*$")  # "Partia Niepodległości Wielkiej 
 
 @dataclass(frozen=True)
 class MentionSpan:
-    """A mention to group: character span, type and surface form."""
+    """A mention to group: character span, type, surface form and the type's group (types agree
+    when their groups do: `ner.labels`; defaults to the label)."""
 
     start: int
     end: int
     label: str
     text: str
+    label_group: str = ""
+
+    @property
+    def kind(self) -> str:
+        return self.label_group or self.label
 
 
 def group_mentions(
@@ -79,8 +85,8 @@ def group_mentions(
             for g, members in enumerate(groups):
                 for j in members:
                     other = mentions[j]
-                    sim = form_similarity(m.text, other.text, settings.partial_for(m.label), m.label == "PER")
-                    same_type = other.label == m.label
+                    sim = form_similarity(m.text, other.text, settings.partial_for(m.kind), m.kind == "PER")
+                    same_type = other.kind == m.kind
                     ok = (same_type and sim >= settings.coref_threshold) or (
                         settings.coref_cross_type and sim >= 1.0
                     )

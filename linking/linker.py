@@ -12,8 +12,9 @@ under the store-wide entity lock, so processes linking at once never found the s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from index import (
     DocumentCreate,
     EntityCreate,
     EntityPublic,
+    KnownEntity,
     MentionCreate,
     MentionPublic,
     NewEntity,
@@ -34,6 +36,7 @@ from linking.consolidation import plan_merges, resolve
 from linking.core import Decision, EntityView, GroupView, MemoryEntities, decide, group_label, mean_vector
 from linking.coref import MentionSpan, group_mentions
 from linking.embedding import Embedder, SpanEmbedder
+from linking.knowledge import knowledge_vectors
 from linking.naming import display_form, representative_alias
 from linking.settings import LinkSettings
 
@@ -119,7 +122,7 @@ class IngestResult:
     removed_entity_ids: list[int]
 
 
-def _view(entity: EntityPublic, vector: np.ndarray | None) -> EntityView:
+def _view(entity: EntityPublic, vector: np.ndarray | None, label_group: str = "") -> EntityView:
     return EntityView(
         entity.id,
         entity.name,
@@ -128,6 +131,8 @@ def _view(entity: EntityPublic, vector: np.ndarray | None) -> EntityView:
         vector,
         entity.mention_count,
         alias_counts={a.norm: a.count for a in entity.aliases},
+        external_id=entity.external_id,
+        label_group=label_group,
     )
 
 
@@ -148,6 +153,11 @@ class Linker:
             default embedder (span vectors). Defaults to None (mentions must then be given).
         settings (LinkSettings | None): Thresholds and weights. Defaults to ``LinkSettings()``.
         embedder (Embedder | None): Mention vectors. Defaults to ``SpanEmbedder(model)``.
+        label_groups (Mapping[str, str] | None): Label hierarchy (fine label -> group, `ner.labels`):
+            types agree when their groups do, so an "Artist" and a "Politician" mention of one name
+            are one person, while a "PER" and a "GRP" mention disagree as a PER and an ORG do with
+            flat labels. Defaults to the model's (``model.config.label_groups``; none for flat label
+            sets, where each label is its own group).
 
     Raises:
         LinkingError: Neither a model nor an embedder, or vector sizes that differ.
@@ -162,6 +172,7 @@ class Linker:
         model: Any = None,
         settings: LinkSettings | None = None,
         embedder: Embedder | None = None,
+        label_groups: Mapping[str, str] | None = None,
     ) -> None:
         if embedder is None:
             if model is None:
@@ -172,6 +183,9 @@ class Linker:
                 f"the embedder gives {embedder.dim}-d vectors but the store holds {store.dim}-d"
             )
         self.store, self.model, self.embedder = store, model, embedder
+        if label_groups is None:
+            label_groups = getattr(getattr(model, "config", None), "label_groups", None)
+        self.label_groups: dict[str, str] = dict(label_groups or {})
         self.settings = settings or LinkSettings()
         self.table = MemoryEntities(store.dim)
         self._touched: set[int] | None = None  # entity ids cached during an open transaction
@@ -187,7 +201,7 @@ class Linker:
         after = 0
         while page := self.store.list_entities(after_id=after, limit=1000):
             for entity, vector in page:
-                self.table.put(_view(entity, vector))
+                self.table.put(_view(entity, vector, self.group_of(entity.label)))
                 self._cased.setdefault(normalize_surface(entity.name), entity.name)
             after = page[-1][0].id
 
@@ -231,7 +245,7 @@ class Linker:
         except NotFound:
             self._forget(entity_id)
             raise
-        self.table.put(_view(entity, self.store.entity_vector(entity_id)))
+        self.table.put(_view(entity, self.store.entity_vector(entity_id), self.group_of(entity.label)))
 
     def _refresh_all(self, entity_ids: Iterable[int]) -> None:
         """Read the entities again from the store (two queries for all); drop those that are gone."""
@@ -241,7 +255,8 @@ class Linker:
         found = self.store.entities_with_vectors(ids)
         for entity_id in ids:
             if entity_id in found:
-                self.table.put(_view(*found[entity_id]))
+                entity, vector = found[entity_id]
+                self.table.put(_view(entity, vector, self.group_of(entity.label)))
             else:
                 self.table.remove(entity_id)
 
@@ -283,42 +298,69 @@ class Linker:
         vectors = self.embedder.embed(text, [(m.start, m.end) for m in mentions])
         return list(mentions), vectors
 
+    def group_of(self, label: str) -> str:
+        """A label's group in the label hierarchy (the label itself when it has none)."""
+        return self.label_groups.get(label, label)
+
+    @staticmethod
+    def _group_type(spans: Sequence[MentionSpan]) -> tuple[str, str]:
+        """A mention group's label and label group: the most frequent group, and the most frequent
+        label within it (with flat label sets simply the most frequent label)."""
+        kind = group_label([s.kind for s in spans])
+        return group_label([s.label for s in spans if s.kind == kind]), kind
+
     def _decide(
-        self, text: str, mentions: list[MentionIn], vectors: np.ndarray, *, lock: bool = False
+        self,
+        text: str,
+        mentions: list[MentionIn],
+        vectors: np.ndarray,
+        *,
+        lock: bool = False,
+        kb_only: bool = False,
     ) -> tuple[list[list[int]], list[GroupView], list[Decision]]:
         if lock:  # shared store: no other process changes entities until this transaction commits
             self.store.lock_entities()
         self.sync()
-        spans = [MentionSpan(m.start, m.end, m.label, text[m.start : m.end]) for m in mentions]
+        spans = [
+            MentionSpan(m.start, m.end, m.label, text[m.start : m.end], self.group_of(m.label))
+            for m in mentions
+        ]
         groups = group_mentions(text, spans, self.settings)
         views, decisions = [], []
         for members in groups:
+            label, label_group = self._group_type([spans[i] for i in members])
             view = GroupView(
                 [" ".join(spans[i].text.split()) for i in members],
-                group_label([spans[i].label for i in members]),
+                label,
                 mean_vector(vectors[members]) if len(vectors) else None,
+                label_group,
             )
             vector_ids = None
             if view.vector is not None and self.settings.vector_candidates:
                 vector_ids = self.store.nearest_entity_ids(view.vector, self.settings.vector_candidates)
             views.append(view)
-            decisions.append(
-                decide(view, self.table.candidates(view, self.settings, vector_ids), self.settings)
-            )
+            candidates = self.table.candidates(view, self.settings, vector_ids)
+            if kb_only:  # knowledge-base entities only; the rest go unlinked (issue 18)
+                candidates = [c for c in candidates if c.external_id is not None]
+            decisions.append(decide(view, candidates, self.settings))
         return groups, views, decisions
 
-    def link(self, text: str, mentions: Sequence[MentionIn] | None = None) -> LinkResult:
+    def link(
+        self, text: str, mentions: Sequence[MentionIn] | None = None, *, kb_only: bool = False
+    ) -> LinkResult:
         """Link the mentions of a text to known entities without storing anything.
 
         Args:
             text (str): The text.
             mentions (Sequence[MentionIn] | None): Known mentions; None runs the NER model.
+            kb_only (bool): Only knowledge-base entities (with an external id) are candidates.
+                Defaults to False.
 
         Returns:
             LinkResult: Each mention with its group and entity (None where it would found a new one).
         """
         found, vectors = self._mentions(text, mentions)
-        groups, _, decisions = self._decide(text, found, vectors)
+        groups, _, decisions = self._decide(text, found, vectors, kb_only=kb_only)
         out: list[LinkedMention | None] = [None] * len(found)
         for g, (members, decision) in enumerate(zip(groups, decisions)):
             for i in members:
@@ -335,13 +377,17 @@ class Linker:
                 )
         return LinkResult([m for m in out if m is not None], decisions)
 
-    def ingest_one(self, document: DocumentIn) -> IngestResult:
-        """Link and store one document in one transaction (see ``ingest``)."""
+    def ingest_one(self, document: DocumentIn, *, kb_only: bool = False) -> IngestResult:
+        """Link and store one document in one transaction (see ``ingest``).
+
+        With ``kb_only`` only knowledge-base entities are candidates, and a group that links to
+        none is stored unlinked (``entity_id`` None): nothing new is founded.
+        """
         if self.store.shared and self._touched is None:  # the entity lock lasts until the commit
             with self.transaction():
-                return self.ingest_one(document)
+                return self.ingest_one(document, kb_only=kb_only)
         found, vectors = self._mentions(document.text, document.mentions)
-        groups, views, decisions = self._decide(document.text, found, vectors, lock=True)
+        groups, views, decisions = self._decide(document.text, found, vectors, lock=True, kb_only=kb_only)
         try:
             previous = self.store.get_document(external_id=document.external_id)
             touched = {m.entity_id for m in previous.mentions if m.entity_id is not None}
@@ -349,11 +395,11 @@ class Linker:
             touched = set()
         creates: list[MentionCreate | None] = [None] * len(found)
         for g, (members, view, decision) in enumerate(zip(groups, views, decisions)):
-            target: dict[str, Any] = (
-                {"entity_id": decision.entity_id}
-                if decision.entity_id is not None
-                else {"new_entity": NewEntity(canonical_form(view.forms), view.label, key=str(g))}
-            )
+            target: dict[str, Any] = {}  # kb_only and no KB entity fits: stored unlinked
+            if decision.entity_id is not None:
+                target = {"entity_id": decision.entity_id}
+            elif not kb_only:
+                target = {"new_entity": NewEntity(canonical_form(view.forms), view.label, key=str(g))}
             for i in members:
                 m = found[i]
                 creates[i] = MentionCreate(m.start, m.end, m.label, vectors[i], score=m.score, **target)
@@ -392,7 +438,7 @@ class Linker:
             return
         for entity_id in sorted(set(entity_ids)):
             cached = self.table.entities.get(entity_id)
-            if cached is None:
+            if cached is None or cached.external_id is not None:  # the knowledge base names its own
                 continue
             best = representative_alias(cached.alias_counts)
             if best is None or best == normalize_surface(cached.name):
@@ -403,7 +449,12 @@ class Linker:
             self._refresh(entity_id)
 
     def ingest(
-        self, documents: Iterable[DocumentIn], *, progress: bool = False, batch_size: int = 16
+        self,
+        documents: Iterable[DocumentIn],
+        *,
+        progress: bool = False,
+        batch_size: int = 16,
+        kb_only: bool = False,
     ) -> list[IngestResult]:
         """Ingest documents: NER (batched over documents without mentions), linking, one transaction each.
 
@@ -411,6 +462,8 @@ class Linker:
             documents (Iterable[DocumentIn]): The documents, in order; later ones link to earlier ones.
             progress (bool): Show a tqdm bar over documents. Defaults to False.
             batch_size (int): Documents per NER batch. Defaults to 16.
+            kb_only (bool): Link to knowledge-base entities only and found nothing (``ingest_one``).
+                Defaults to False.
 
         Returns:
             list[IngestResult]: One per document, in order.
@@ -438,9 +491,43 @@ class Linker:
                     for d in batch
                 ]
             for document in batch:
-                results.append(self.ingest_one(document))
+                results.append(self.ingest_one(document, kb_only=kb_only))
                 bar.update(1)
         bar.close()
+        return results
+
+    # -- knowledge base (issue 18) ---------------------------------------------------------------
+
+    def import_entities(self, items: Sequence[KnownEntity]) -> list[tuple[EntityPublic, bool]]:
+        """Create or update knowledge-base entities by ``external_id`` in one store transaction.
+
+        Items without a vector get one from the embedder (``linking.knowledge``: name, aliases and
+        description), so they are candidates by vector as well as by name before any mention links
+        to them. Re-importing an entity updates it in place; its mentions stay linked.
+
+        Returns:
+            list[tuple[EntityPublic, bool]]: Per item, the stored entity and whether it was created.
+
+        Raises:
+            index.InvalidInput: An item is invalid (named in the message); nothing is written.
+        """
+        if self.store.shared and self._touched is None:  # write under the entity lock
+            with self.transaction():
+                return self.import_entities(items)
+        missing = [i for i, item in enumerate(items) if item.vector is None]
+        vectors = knowledge_vectors(
+            self.embedder, [(items[i].name, items[i].aliases, items[i].description) for i in missing]
+        )
+        filled = list(items)
+        for i, vector in zip(missing, vectors, strict=True):
+            filled[i] = dataclasses.replace(items[i], vector=vector)
+        self.store.lock_entities()
+        self.sync()
+        results = self.store.import_entities(filled)
+        for item in items:
+            for form in [item.name, *item.aliases]:
+                self._cased.setdefault(normalize_surface(form), " ".join(form.split()))
+        self._refresh_all(entity.id for entity, _ in results)
         return results
 
     # -- curation ------------------------------------------------------------------------------
@@ -488,10 +575,17 @@ class Linker:
         self.store.lock_entities()
         self.sync()
         plan = plan_merges(self.table, self.settings)
+        done = []
         for step in plan:  # in order: each target still exists when its step comes
+            source, target = self.table.entities.get(step.source), self.table.entities.get(step.target)
+            if source is not None and target is not None and source.external_id and target.external_id:
+                # Two knowledge-base entries are two entities by the caller's word (the store refuses).
+                logger.info("kept KB entities %d and %d apart (%.3f)", step.source, step.target, step.score)
+                continue
             self.merge(step.target, step.source)
+            done.append(step)
             logger.info("merged entity %d into %d (score %.3f)", step.source, step.target, step.score)
-        return resolve(plan)
+        return resolve(done)
 
     def split(
         self, entity_id: int, mention_ids: Sequence[int], *, name: str | None = None, label: str | None = None

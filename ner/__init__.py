@@ -31,8 +31,10 @@ def load(
 
     Args:
         name_or_path (str | Path | None): a checkpoint folder (config.json with model_type "span-marker",
-            model.safetensors, tokenizer files), or a Hugging Face hub id where the network allows.
-            Defaults to the embedded default model (`data/default-model`, a delta over e5-small).
+            model.safetensors, tokenizer files), or a Hugging Face hub id where the network allows, or
+            the name of an embedded model: "default" (`data/default-model`, PER/ORG/LOC/MISC, a delta
+            over e5-small) or "fine" (`data/fine-model`, MultiCoNER's 33 types in 6 groups; see
+            `ner.labels`). A folder that is called "fine" is loaded as "./fine". Defaults to "default".
         device (str | torch.device | None): "cpu", "cuda", ... Defaults to the CPU.
         dtype (str | torch.dtype | None): "float32" (default, exact), "bfloat16", "float16" (GPU), or
             "int8" (dynamic quantization of the linear layers, CPU). The last three change scores slightly.
@@ -46,10 +48,20 @@ def load(
         SpanModel: ready for `extract` and `embed_spans`.
 
     Raises:
-        CheckpointError: missing, corrupt or mismatched files (PickleRefused for pickle-only weights).
+        CheckpointError: missing, corrupt or mismatched files (PickleRefused for pickle-only weights),
+            or an embedded model that is not in this install.
     """
-    from ner.default_model import default_model_dir, is_delta_folder, load_delta
+    from ner.default_model import (
+        EMBEDDED_MODELS,
+        default_model_dir,
+        embedded_model_dir,
+        is_delta_folder,
+        load_delta,
+    )
     from ner.onnx_export import is_onnx_folder
+
+    if isinstance(name_or_path, str) and name_or_path in EMBEDDED_MODELS:
+        name_or_path = embedded_model_dir(name_or_path)
 
     if backend not in (None, "torch", "onnx"):
         raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")

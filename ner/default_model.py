@@ -29,6 +29,9 @@ from ner.model import BOUNDARY_BIAS, BOUNDARY_WEIGHT, SpanModel
 from ner.tokenization import SpanTokenizer
 
 DEFAULT_MODEL_ENV = "SPANLINK_DEFAULT_MODEL"
+FINE_MODEL_ENV = "SPANLINK_FINE_MODEL"
+EMBEDDED_MODELS = ("default", "fine")
+"""Names `ner.load` and every ``--model`` option take for the models shipped in `data/`."""
 DELTA_FILE = "delta.safetensors"
 _WORDS = "encoder.embeddings.word_embeddings.weight"
 _MARKERS = "spanlink.marker_rows"
@@ -40,6 +43,35 @@ def default_model_dir() -> Path:
     if configured:
         return Path(configured)
     return Path(__file__).resolve().parents[1] / "data" / "default-model"
+
+
+def fine_model_dir() -> Path:
+    """`$SPANLINK_FINE_MODEL`, else `data/fine-model` of this source tree (the 33-type MultiCoNER model)."""
+    configured = os.environ.get(FINE_MODEL_ENV)
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[1] / "data" / "fine-model"
+
+
+def embedded_model_dir(name: str) -> Path:
+    """The folder of an embedded model by name ("default" or "fine").
+
+    Raises:
+        CheckpointError: the name is not an embedded model, or its folder is not in this install.
+    """
+    if name == "default":
+        folder, env = default_model_dir(), DEFAULT_MODEL_ENV
+    elif name == "fine":
+        folder, env = fine_model_dir(), FINE_MODEL_ENV
+    else:
+        raise CheckpointError(f"{name!r} is not an embedded model; expected one of {EMBEDDED_MODELS}")
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(
+            f"the {name} model is not in this install (no model at {folder}); use a spanlink release "
+            f"that ships data/{name}-model, set {env} to its folder, or name another model "
+            "(a SpanMarker checkpoint folder or hub id)"
+        )
+    return folder
 
 
 def export_delta(model: SpanModel, folder: Path, base_name: str, base_sha256: str, card: str = "") -> Path:

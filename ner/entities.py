@@ -24,6 +24,8 @@ class Entity:
             span's final subword states), when asked for.
         word_start (int | None): for word-list inputs, the first word; else None.
         word_end (int | None): for word-list inputs, one past the last word; else None.
+        group (str): the type's group in the model's label hierarchy (``"PER"`` for ``"Artist"``,
+            `ner.labels`); the label itself for models with flat labels. Defaults to the label.
     """
 
     start: int
@@ -34,6 +36,11 @@ class Entity:
     embedding: np.ndarray | None = None
     word_start: int | None = None
     word_end: int | None = None
+    group: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.group:
+            self.group = self.label
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -41,6 +48,7 @@ class Entity:
             "end": self.end,
             "text": self.text,
             "label": self.label,
+            "group": self.group,
             "score": self.score,
         }
         if self.word_start is not None:

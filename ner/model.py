@@ -178,6 +178,28 @@ class SpanModel:
         return [label for label in self.config.labels if label != "O"]
 
     @property
+    def groups(self) -> list[str]:
+        """Label groups (`ner.labels`): "PER", "GRP", ... with a label hierarchy, else the labels."""
+        return list(dict.fromkeys(self.config.group_of(label) for label in self.labels))
+
+    def expand_labels(self, wanted: Sequence[str]) -> set[str]:
+        """The labels a filter names: a group stands for all its fine labels, a label for itself.
+
+        Raises:
+            InputError: a name that is neither a label nor a group of this model.
+        """
+        from ner.labels import expand
+
+        known = set(self.labels) | set(self.groups)
+        unknown = sorted(set(wanted) - known)
+        if unknown:
+            raise InputError(
+                f"unknown labels {unknown}; this model predicts {self.labels}"
+                + (f" in the groups {self.groups}" if self.config.label_groups else "")
+            )
+        return expand(self.config.label_groups, wanted)
+
+    @property
     def hidden_size(self) -> int:
         return self.config.encoder.hidden_size
 
@@ -293,6 +315,7 @@ class SpanModel:
         min_score: float = 0.0,
         strip_spaces: bool = False,
         prune: bool | None = None,
+        labels: Sequence[str] | None = None,
         show_progress_bar: bool = False,
     ) -> list[Entity] | list[list[Entity]]:
         """Find the entities in one or more texts.
@@ -310,14 +333,18 @@ class SpanModel:
                 (`ner.words.sentence_safe`). Off by default, which reproduces `span_marker` exactly.
             prune (bool | None): two-stage mode: classify only the spans the boundary head proposes.
                 Defaults to the model's setting (on for models shipped with a pruning threshold).
+            labels (Sequence[str] | None): keep only entities of these types; a group of the model's
+                label hierarchy (``"PER"``) keeps all its fine types (`expand_labels`). Applied after
+                decoding, so it keeps types rather than decoding only them. Defaults to all.
             show_progress_bar (bool): a tqdm bar over batches. Defaults to False.
 
         Returns:
             For a string, its list of entities; for a list, one list per input, in order.
 
         Raises:
-            InputError: `texts` is not one of the accepted shapes.
+            InputError: `texts` is not one of the accepted shapes, or `labels` names an unknown type.
         """
+        keep = self.expand_labels(labels) if labels is not None else None
         job = self.start_extract(
             texts,
             batch_size=batch_size,
@@ -329,7 +356,12 @@ class SpanModel:
         )
         for _ in tqdm(range(job.steps_left), desc="extract", unit="batch", disable=not show_progress_bar):
             job.step()
-        return job.result()
+        found = job.result()
+        if keep is None:
+            return found
+        if isinstance(texts, str):
+            return [e for e in found if e.label in keep]
+        return [[e for e in entities if e.label in keep] for entities in found]
 
     def start_extract(
         self,
@@ -473,6 +505,7 @@ class SpanModel:
             label = self.config.labels[label_id]
             entity = segment_entity(items[seg.item], seg, start, end, label, score, strip)
             if entity is not None:
+                entity.group = self.config.group_of(label)
                 out.append((entity, start, end))
         return out
 

@@ -42,6 +42,7 @@ class CheckpointSpec:
     outside_bias: float = 1.0
     classifier_std: float = 0.6
     seed: int = 0
+    label_groups: tuple[tuple[str, str], ...] = ()  # (label, group) pairs: a label hierarchy (`ner.labels`)
 
 
 def _words(tok: Tokenizer, texts: list[str]) -> Counter[str]:
@@ -256,6 +257,8 @@ def build_checkpoint(folder: Path, texts: list[str], spec: CheckpointSpec = Chec
         "trained_with_document_context": False,
         "span_marker_version": "1.8.1",
     }
+    if spec.label_groups:
+        span_config["spanlink_label_groups"] = dict(spec.label_groups)
     if labels_are_schemed(schemed):
         span_config["id2reduced_id"] = {
             i: span_labels.index(label[2:] if label != "O" else label) for i, label in enumerate(schemed)

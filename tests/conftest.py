@@ -52,6 +52,32 @@ def tiny_xlmr_checkpoint(tmp_path_factory) -> Path:
     return build_checkpoint(tmp_path_factory.mktemp("tiny_xlmr"), SENTENCES + EXTRA_TEXTS, spec)
 
 
+#: The label hierarchy of the tiny fine-grained checkpoint: MultiCoNER types and groups (`ner.labels`).
+TINY_FINE_GROUPS = (
+    ("Artist", "PER"),
+    ("Politician", "PER"),
+    ("SportsGRP", "GRP"),
+    ("PublicCorp", "GRP"),
+    ("HumanSettlement", "LOC"),
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_fine_checkpoint(tmp_path_factory) -> Path:
+    """A checkpoint with fine labels in groups (a tiny `fine` model); seed 0 predicts every group."""
+    from ner.random_checkpoint import CheckpointSpec, build_checkpoint
+    from tests.ner.sentences import EXTRA_TEXTS, SENTENCES
+
+    spec = CheckpointSpec(
+        "wordpiece",
+        ("O", *(label for label, _ in TINY_FINE_GROUPS)),
+        model_max_length=256,
+        outside_bias=0.0,
+        label_groups=TINY_FINE_GROUPS,
+    )
+    return build_checkpoint(tmp_path_factory.mktemp("tiny_fine"), SENTENCES + EXTRA_TEXTS, spec)
+
+
 @pytest.fixture(scope="session")
 def _tiny_model(tiny_checkpoint):
     import ner
