@@ -317,7 +317,7 @@ def extract(
 
 
 # Commands defined in sibling modules register themselves on `app` when imported.
-from api import cli_export, cli_linking, cli_serve, cli_store, cli_train  # noqa: E402, F401
+from api import cli_export, cli_kb, cli_linking, cli_serve, cli_store, cli_train  # noqa: E402, F401
 
 
 def main() -> None:

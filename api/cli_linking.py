@@ -114,6 +114,14 @@ def ingest(
             "and go on, end with a JSON report line.",
         ),
     ] = False,
+    kb_only: Annotated[
+        bool,
+        typer.Option(
+            "--kb-only",
+            help="Link only to knowledge-base entities (spanlink kb import); other mentions are stored "
+            "unlinked and no entity is created.",
+        ),
+    ] = False,
 ) -> None:
     """Extract, link and store documents in the service's store; prints one JSON line per document.
 
@@ -160,7 +168,7 @@ def ingest(
 
             local = read_sources(sources, settings) if items is None else ((item, 0.0) for item in items)
             stream = run_local(local, ModelStage(span_model, embedder, stored), batch_docs)
-        report = _write_all(linker, stream, total, bulk)
+        report = _write_all(linker, stream, total, bulk, kb_only)
         if ray is not None:
             report.executor = {
                 "kind": "ray",
@@ -280,7 +288,7 @@ def _ray_stream(
             ray.shutdown()
 
 
-def _write_all(linker: Any, stream: Any, total: int | None, bulk: bool) -> Any:  # noqa: ANN401
+def _write_all(linker: Any, stream: Any, total: int | None, bulk: bool, kb_only: bool = False) -> Any:  # noqa: ANN401
     """The serial writer over the executor's stream, with a progress bar (documents/s, ETA)."""
     from tqdm.auto import tqdm
 
@@ -289,7 +297,7 @@ def _write_all(linker: Any, stream: Any, total: int | None, bulk: bool) -> Any: 
     def stored(result: Any) -> None:  # noqa: ANN401
         print(_result_line(result), flush=True)
 
-    writer = Writer(linker, skip_stored=bulk, keep_going=bulk, on_stored=stored)
+    writer = Writer(linker, skip_stored=bulk, keep_going=bulk, on_stored=stored, kb_only=kb_only)
     with tqdm(total=total, desc="ingest", unit="doc", file=sys.stderr) as bar:
         for prepared in stream:
             try:

@@ -43,7 +43,10 @@ def entity_public(entity: EntityPublic) -> schemas.EntityPublic:
         name=entity.name,
         label=entity.label,
         mention_count=entity.mention_count,
-        aliases=[schemas.AliasPublic(alias=a.norm, count=a.count) for a in entity.aliases],
+        aliases=[schemas.AliasPublic(alias=a.norm, count=a.count, kb=a.kb) for a in entity.aliases],
+        external_id=entity.external_id,
+        description=entity.description,
+        metadata=entity.metadata,
         created_at=entity.created_at,
         updated_at=entity.updated_at,
     )

@@ -220,6 +220,7 @@ class Writer:
             store it again (the same id replaces the stored version).
         keep_going (bool): Report a document that fails and go on; else raise :class:`WriteFailed`.
         on_stored (Callable | None): Called with each ``linking.IngestResult``.
+        kb_only (bool): Link to knowledge-base entities only, found none (``Linker.ingest_one``).
     """
 
     def __init__(
@@ -229,8 +230,10 @@ class Writer:
         skip_stored: bool,
         keep_going: bool,
         on_stored: Callable[[Any], None] | None = None,
+        kb_only: bool = False,
     ) -> None:
         self.linker, self.skip_stored, self.keep_going = linker, skip_stored, keep_going
+        self.kb_only = kb_only
         self.on_stored = on_stored
         self.report = Report()
 
@@ -250,7 +253,7 @@ class Writer:
         started = time.perf_counter()
         try:
             self.linker.embedder.expect(document, prepared.vectors)
-            result = self.linker.ingest_one(document)
+            result = self.linker.ingest_one(document, kb_only=self.kb_only)
         except Exception as exc:
             from index import InvalidInput, NotFound
             from index.errors import StoreConflict

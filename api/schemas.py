@@ -239,6 +239,11 @@ class DocumentsCreate(_Request):
     """A batch of documents: all are stored, or none (the error names the bad one)."""
 
     documents: list[DocumentCreate] = Field(min_length=1)
+    kb_only: bool = Field(
+        False,
+        description="Link only to knowledge-base entities (`POST /v1/entities`): mentions that match "
+        "none are stored unlinked (`entity_id` null) and no entity is created.",
+    )
 
 
 class MentionPublic(BaseModel):
@@ -293,6 +298,7 @@ class LinkRequest(_Request):
 
     text: Text = Field(min_length=1)
     mentions: list[MentionCreate] | None = Field(None, description="Known mentions; absent runs NER.")
+    kb_only: bool = Field(False, description="Consider only knowledge-base entities (`POST /v1/entities`).")
 
     @model_validator(mode="after")
     def _valid_spans(self) -> LinkRequest:
@@ -309,6 +315,7 @@ class EntityRef(BaseModel):
     id: int
     name: str
     label: str
+    external_id: str | None = Field(None, description="The knowledge base's id; null outside the KB.")
 
 
 class LinkedMention(BaseModel):
@@ -338,6 +345,7 @@ class AliasPublic(BaseModel):
 
     alias: str
     count: int
+    kb: bool = Field(False, description="Given by the knowledge base (kept at count 0).")
 
 
 class EntityPublic(BaseModel):
@@ -350,6 +358,11 @@ class EntityPublic(BaseModel):
     aliases: list[AliasPublic]
     created_at: datetime
     updated_at: datetime
+    external_id: str | None = Field(
+        None, description="The knowledge base's id (`POST /v1/entities`); null for entities found in text."
+    )
+    description: str | None = Field(None, description="The knowledge base's description.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="The knowledge base's metadata.")
 
 
 class MentionSample(BaseModel):
@@ -549,3 +562,40 @@ class EntityDeleted(BaseModel):
 
     id: int
     removed_mentions: int
+
+
+# -- knowledge base (issue 18) -------------------------------------------------------------------
+
+
+class KnownEntityCreate(_Request):
+    """An entity of your knowledge base; the same ``external_id`` again updates it in place."""
+
+    external_id: Key = Field(min_length=1, max_length=512, description="Your id for it, e.g. `Q567`.")
+    name: Name = Field(min_length=1, max_length=1024, description="Its name; mentions never rename it.")
+    label: Label = Field(description="Its type: one the model predicts (or already in the store).")
+    aliases: list[Annotated[Name, Field(min_length=1, max_length=1024)]] = Field(
+        default_factory=list, max_length=1000, description="Other names, in any language and script."
+    )
+    description: Text | None = Field(None, max_length=10_000, description="A short description.")
+    metadata: Metadata = Field(default_factory=dict, description="Any JSON object, stored as given.")
+
+
+class EntitiesImport(_Request):
+    """A batch of knowledge-base entities: all are stored, or none (the error names the bad one)."""
+
+    entities: list[KnownEntityCreate] = Field(min_length=1)
+
+
+class EntityImported(BaseModel):
+    """One imported entity, and whether this request created it (false: it was updated)."""
+
+    created: bool
+    entity: EntityPublic
+
+
+class EntitiesImported(BaseModel):
+    """One entry per request entity, in request order."""
+
+    data: list[EntityImported]
+    count: int
+    created: int = Field(description="How many entities this request created (the rest were updated).")

@@ -87,6 +87,11 @@ def _doc_name(index: int, key: str) -> str:
     return f"documents[{index}] (id {key!r})"
 
 
+def kb_item(index: int, external_id: str) -> str:
+    """How an error names an entity of a knowledge-base import."""
+    return f"entities[{index}] (external_id {external_id!r})"
+
+
 @contextlib.contextmanager
 def _document_errors(index: int, key: str) -> Iterator[None]:
     """Name the batch document at fault in errors raised while linking and storing it."""
@@ -225,8 +230,10 @@ class Service:
 
     # -- documents --------------------------------------------------------------------------------
 
-    def ingest(self, documents: Sequence[DocumentSpec]) -> list[Ingested]:
+    def ingest(self, documents: Sequence[DocumentSpec], *, kb_only: bool = False) -> list[Ingested]:
         """Extract (where no mentions are given), link and store documents, in order: all or none.
+
+        With ``kb_only`` mentions link to knowledge-base entities only; the rest are stored unlinked.
 
         Everything that can be checked without writing is checked first (duplicate ids and labels
         here, the rest by the request schemas), and NER runs before the first write. The writes
@@ -263,7 +270,7 @@ class Service:
             for i, (key, d) in enumerate(zip(ids, documents)):
                 doc = DocumentIn(key, d.text, mentions[i], language=d.language, metadata=d.metadata)
                 with _document_errors(i, key):
-                    result = self.linker.ingest_one(doc)
+                    result = self.linker.ingest_one(doc, kb_only=kb_only)
                     stored = self.store.get_document(result.document_id)
                 out.append(Ingested(key, result.replaced, stored))
         self._known_labels.update(m.label for d in out for m in d.document.mentions)
@@ -312,8 +319,11 @@ class Service:
 
     # -- linking ----------------------------------------------------------------------------------
 
-    def link(self, text: str, mentions: Sequence[MentionSpec] | None = None) -> list[LinkedSpan]:
-        """Link a text's mentions (given, or found by NER) to stored entities; stores nothing."""
+    def link(
+        self, text: str, mentions: Sequence[MentionSpec] | None = None, *, kb_only: bool = False
+    ) -> list[LinkedSpan]:
+        """Link a text's mentions (given, or found by NER) to stored entities (knowledge-base entities
+        only with ``kb_only``); stores nothing."""
         from linking.linker import MentionIn
 
         if mentions is None:
@@ -321,7 +331,7 @@ class Service:
         else:
             given = [MentionIn(m.start, m.end, m.label) for m in mentions]
         with self.write_lock, _linking_errors():
-            result = self.linker.link(text, given)
+            result = self.linker.link(text, given, kb_only=kb_only)
         entities = self._entities({m.entity_id for m in result.mentions if m.entity_id is not None})
         return [
             LinkedSpan(
@@ -435,6 +445,42 @@ class Service:
             if hit.mention.id == mention_id:
                 return hit.mention.text
         return None
+
+    # -- knowledge base (issue 18) ------------------------------------------------------------------
+
+    def import_entities(self, items: Sequence[Any]) -> list[tuple[EntityPublic, bool]]:
+        """Create or update knowledge-base entities (``index.KnownEntity``) by external id: all or none.
+
+        Checked before anything is written: an external id twice in the batch, and labels (the
+        model's or already stored ones; a KB type the model never predicts could only ever link to
+        given mentions). Then one transaction (``Linker.import_entities``); an error names the
+        entity at fault as ``entities[i] (external_id 'x')``.
+        """
+        from index import InvalidInput
+
+        seen: dict[str, int] = {}
+        for i, item in enumerate(items):
+            where = kb_item(i, item.external_id)
+            if item.external_id in seen:
+                raise ServiceError(
+                    422,
+                    f"{where}: external_id also names entities[{seen[item.external_id]}] of this batch",
+                    {"entity": i, "external_id": item.external_id},
+                )
+            seen[item.external_id] = i
+            self.check_labels([item.label], allow_new=False, where=where)
+        with self.write_lock, self.linker.transaction():
+            try:
+                return self.linker.import_entities(list(items))
+            except InvalidInput as exc:  # the store's message names the entity
+                raise ServiceError(422, exc.message, exc.context) from exc
+
+    def entity_by_external_id(self, external_id: str) -> EntityPublic | None:
+        """The knowledge-base entity with this external id, or None."""
+        try:
+            return self.store.entity_by_external_id(external_id)
+        except NotFound:
+            return None
 
     # -- introspection ----------------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ def create_documents(body: DocumentsCreate, service: ServiceDep, settings: Setti
         )
         for d in docs
     ]
-    stored = service.ingest(specs)
+    stored = service.ingest(specs, kb_only=body.kb_only)
     return DocumentsLinked(
         documents=[
             DocumentLinked(

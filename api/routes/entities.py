@@ -9,20 +9,24 @@ from fastapi import APIRouter, Query
 from api.convert import entity_detail, entity_public, mention_context
 from api.deps import EntityDep, JsonBody, ServiceDep, SettingsDep, WriteAccess
 from api.errors import ServiceError
-from api.routes.limits import check_text
+from api.routes.limits import check_items, check_text
 from api.schemas import (
     CURSOR_PATTERN,
     MAX_ID,
     NON_BLANK,
     ConsolidateResult,
+    EntitiesImport,
+    EntitiesImported,
     EntitiesPublic,
     EntityDeleted,
     EntityDetail,
     EntityHit,
     EntityHits,
+    EntityImported,
     EntityPublic,
     EntityUpdate,
     ErrorPublic,
+    Key,
     Label,
     MentionContextsPublic,
     MergedEntity,
@@ -86,6 +90,15 @@ def search_entities(
     offset: Annotated[
         int, Query(ge=0, le=1_000_000, description="Entities to skip (after `cursor` when both are given).")
     ] = 0,
+    external_id: Annotated[
+        Key | None,
+        Query(
+            min_length=1,
+            max_length=512,
+            description="The knowledge-base entity with this external id (`POST /v1/entities`): a page "
+            "of one, or of none; the other parameters then do not apply.",
+        ),
+    ] = None,
 ) -> EntitiesPublic:
     """Entities whose name or an alias has a word starting with ``q`` (most mentioned first), or, without
     ``q``, every entity in ``sort`` order.
@@ -95,6 +108,9 @@ def search_entities(
     ``next`` (as ``cursor``) until it is null. In the mentions order a cursor neither repeats nor skips
     entities when others are added or removed meanwhile; in the name and last_seen orders it is a position.
     """
+    if external_id is not None:
+        found = service.entity_by_external_id(external_id)
+        return EntitiesPublic(data=[entity_public(found)] if found else [], count=int(bool(found)), next=None)
     if q is not None and sort != "mentions":
         raise ServiceError(422, f"a search (q) is ordered by mentions; sort={sort!r} lists without q")
     labels = label or None
@@ -220,3 +236,27 @@ def update_entity(entity: EntityDep, body: EntityUpdate, service: ServiceDep) ->
 def delete_entity(entity: EntityDep, service: ServiceDep) -> EntityDeleted:
     """Delete the entity and its mentions (the documents stay: their spans stop being an entity)."""
     return EntityDeleted(id=entity.id, removed_mentions=service.delete_entity(entity.id))
+
+
+@router.post("", response_model=EntitiesImported, dependencies=[WriteAccess, JsonBody])
+def import_entities(body: EntitiesImport, service: ServiceDep, settings: SettingsDep) -> EntitiesImported:
+    """Create or update entities of your knowledge base, all or none; a known `external_id` updates it.
+
+    Mentions link to them like to any entity (by their name and aliases, in any script, and by a
+    vector made from name, aliases and description), never rename them, and stay linked when the
+    entity is imported again with other names. An invalid entity is named in the error
+    (`entities[2] (external_id 'Q1'): ...`) and nothing is written.
+    """
+    check_items(len(body.entities), "entities", settings)
+    from index import KnownEntity
+
+    items = [
+        KnownEntity(e.external_id, e.name, e.label, list(e.aliases), e.description, dict(e.metadata))
+        for e in body.entities
+    ]
+    stored = service.import_entities(items)
+    return EntitiesImported(
+        data=[EntityImported(created=created, entity=entity_public(entity)) for entity, created in stored],
+        count=len(stored),
+        created=sum(created for _, created in stored),
+    )

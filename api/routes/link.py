@@ -21,6 +21,7 @@ def link_text(body: LinkRequest, service: ServiceDep, settings: SettingsDep) -> 
     spans = service.link(
         body.text,
         None if body.mentions is None else [MentionSpec(m.start, m.end, m.label) for m in body.mentions],
+        kb_only=body.kb_only,
     )
     return LinkResponse(
         mentions=[
@@ -33,7 +34,9 @@ def link_text(body: LinkRequest, service: ServiceDep, settings: SettingsDep) -> 
                 group=s.group,
                 entity=None
                 if s.entity is None
-                else EntityRef(id=s.entity.id, name=s.entity.name, label=s.entity.label),
+                else EntityRef(
+                    id=s.entity.id, name=s.entity.name, label=s.entity.label, external_id=s.entity.external_id
+                ),
                 link_score=None if s.link_score is None else float(s.link_score),
             )
             for s in spans
