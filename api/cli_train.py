@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from api.cli import (
@@ -45,6 +46,26 @@ def _labels(spec: str) -> list[str]:
     if len(set(wanted)) != len(wanted):
         raise fail(f"--labels names a label twice: {spec!r}")
     return wanted
+
+
+def _hierarchy(spec: str | None) -> dict[str, str]:
+    """--label-groups: a preset name or a JSON file mapping each type to its group."""
+    from ner.labels import PRESETS
+
+    if not spec:
+        return {}
+    if spec in PRESETS:
+        return dict(PRESETS[spec])
+    try:
+        raw = json.loads(Path(spec).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise fail(
+            f"--label-groups takes {' or '.join(PRESETS)} or a JSON file {{type: group}}; "
+            f"cannot read {spec}: {exc}"
+        ) from None
+    if not isinstance(raw, dict) or not raw or not all(isinstance(v, str) and v for v in raw.values()):
+        raise fail(f"{spec} must hold a JSON object mapping each type to a group name")
+    return {str(k): v for k, v in raw.items()}
 
 
 def _shifts(spec: str) -> list[float]:
@@ -151,6 +172,7 @@ def train(
         ),
     ] = 5e-4,
     negatives: Annotated[int, typer.Option(min=0, help="Negative spans sampled per sentence.")] = 32,
+    warmup_steps: Annotated[int, typer.Option(min=0, help="Linear learning-rate warm-up.")] = 300,
     entity_max_length: Annotated[
         int | None, typer.Option(min=1, help="Longest span in words (default: 8, or the trained model's).")
     ] = None,
@@ -164,6 +186,44 @@ def train(
     dev_sample: Annotated[
         int, typer.Option(min=0, help="Dev sentences per file scored after each epoch (0 = all).")
     ] = 500,
+    eval_every: Annotated[
+        int | None,
+        typer.Option(min=1, help="Also score the dev files every N steps (a learning curve in the log)."),
+    ] = None,
+    label_groups: Annotated[
+        str | None,
+        typer.Option(
+            help="A label hierarchy: 'multiconer' (33 types in 6 groups) or a JSON file {type: group}; "
+            "--labels defaults to its types."
+        ),
+    ] = None,
+    coarse_files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--coarse",
+            help="Training files marked only with groups (e.g. CoNLL PER/ORG/LOC under --label-groups): "
+            "their spans may be any type of their group.",
+        ),
+    ] = None,
+    coarse_map: Annotated[
+        str | None, typer.Option(help="Rename/drop the --coarse files' labels: ORG=GRP,MISC=")
+    ] = None,
+    case_augment: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of --train sentences given capitals (first word, entity words): for lowercased "
+            "corpora such as MultiCoNER.",
+        ),
+    ] = 0.0,
+    new_head: Annotated[
+        bool,
+        typer.Option(
+            "--new-head",
+            help="With a trained --base: a fresh classifier for other --labels (keeps its encoder).",
+        ),
+    ] = False,
     seed: int = 0,
     device: Annotated[str | None, typer.Option(help="Defaults to cuda when available.")] = None,
 ) -> None:
@@ -175,28 +235,37 @@ def train(
     from ner.scoring import score_model
     from ner.training import TrainConfig, finish_markers
     from ner.training import train as run_training
-    from ner.training_data import prepare
+    from ner.training_data import CoarseLabels, prepare, truecase
 
     _log_to_stderr(ctx)
     check_device(device)
     check_out_folder(out)
     mapping = _label_map(label_map)
+    hierarchy = _hierarchy(label_groups)
+    if coarse_files and not hierarchy:
+        raise fail("--coarse files need a label hierarchy (--label-groups) to say what their groups hold")
     train_sets = _read(train_files, fmt, scheme, mapping)
+    coarse_sets = _read(coarse_files or [], fmt, scheme, _label_map(coarse_map))
     dev_sets = _read(dev_files or [], fmt, scheme, mapping)
     # A file named twice is read once and used twice: the way to oversample a language or domain.
-    sentences = [s for path in train_files for s in train_sets[path]]
+    augment = np.random.default_rng([seed, 7])
+    sentences = [truecase(s, augment, case_augment) for path in train_files for s in train_sets[path]]
     found = sorted({span.label for s in sentences for span in s.spans})
-    wanted = _labels(labels) if labels is not None else found
+    wanted = _labels(labels) if labels is not None else (list(hierarchy) if hierarchy else found)
     if not wanted:
         raise fail("the training files hold no entities")
+    if hierarchy and sorted(hierarchy) != sorted(wanted):
+        raise fail(f"--labels must be the hierarchy's types: {', '.join(sorted(hierarchy))}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         if is_span_model(base):  # train further; its labels unless --labels says otherwise
             model = trained_span_model(
                 base,
-                wanted if labels else None,
+                wanted if (labels or hierarchy or new_head) else None,
                 entity_max_length=entity_max_length,
                 model_max_length=model_max_length,
+                new_head=new_head,
+                seed=seed,
             )
         else:
             model = new_span_model(
@@ -208,12 +277,27 @@ def train(
             )
     except (NerError, ValueError, ImportError) as exc:
         raise fail(str(exc)) from None
+    if hierarchy:
+        model.config.label_groups = {label: hierarchy[label] for label in model.config.labels if label != "O"}
     model.device = torch.device(device)
     model.encoder.to(device)
     model.classifier.to(device)
     label2id = {label: i for i, label in enumerate(model.config.labels)}
     eml = model.config.entity_max_length
     examples, stats = prepare(sentences, model.tokenizer, label2id, eml, model.max_tokens)
+    for path in dict.fromkeys(coarse_files or []):
+        marked = sorted({span.label for s in coarse_sets[path] for span in s.spans})
+        try:
+            scheme_of_file = CoarseLabels.build(model.config.label_groups, label2id, marked)
+        except ValueError as exc:
+            raise fail(f"{path}: {exc} (rename them with --coarse-map)") from None
+        for _ in range(coarse_files.count(path)):
+            more, more_stats = prepare(
+                coarse_sets[path], model.tokenizer, label2id, eml, model.max_tokens, scheme_of_file
+            )
+            examples += more
+            for name in ("sentences", "entities", "too_long", "misaligned", "truncated"):
+                setattr(stats, name, getattr(stats, name) + getattr(more_stats, name))
     typer.echo(
         f"{stats.sentences} sentences, {stats.entities} entities; not trainable: "
         f"{stats.too_long} longer than {eml} words, "
@@ -227,11 +311,23 @@ def train(
         return {str(p): round(score_model(m, ss).accumulator.compute().f1 * 100, 2) for p, ss in dev.items()}
 
     config = TrainConfig(
-        epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, negatives=negatives, seed=seed
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        head_lr=head_lr,
+        negatives=negatives,
+        warmup_steps=warmup_steps,
+        seed=seed,
     )
     try:
         result = run_training(
-            model, examples, out, config, max_minutes=max_minutes, evaluate=evaluate if dev else None
+            model,
+            examples,
+            out,
+            config,
+            max_minutes=max_minutes,
+            evaluate=evaluate if dev else None,
+            evaluate_every=eval_every,
         )
     except ValueError as exc:
         raise fail(str(exc)) from None

@@ -141,6 +141,8 @@ def trained_span_model(
     *,
     entity_max_length: int | None = None,
     model_max_length: int | None = None,
+    new_head: bool = False,
+    seed: int = 0,
 ) -> SpanModel:
     """A trained span model as the starting point of more training (more steps, more data, a new domain).
 
@@ -154,6 +156,9 @@ def trained_span_model(
             Defaults to them (training data may hold only some of them).
         entity_max_length (int | None): must match the model's when given.
         model_max_length (int | None): must match the model's when given.
+        new_head (bool): learn other labels: keep the encoder, markers and boundary head, and start
+            a fresh classifier for `labels` (what an entity is carries over; its types are new).
+        seed (int): initialises a new classifier. Defaults to 0.
 
     Raises:
         ValueError: other labels or lengths than the model's.
@@ -163,10 +168,14 @@ def trained_span_model(
 
     model = ner.load(None if str(base) == "default" else base)
     own = sorted(label for label in model.config.labels if label != "O")
-    if labels is not None and sorted(labels) != own:
+    if new_head:
+        if not labels or "O" in labels:
+            raise ValueError(f"a new classifier needs the entity types without 'O', got {labels}")
+        _replace_classifier(model, labels, seed)
+    elif labels is not None and sorted(labels) != own:
         raise ValueError(
             f"{base} was trained for labels {own}, not {sorted(labels)}; to learn other labels start "
-            "from its encoder (a new classifier) or keep its labels"
+            "a new classifier on its encoder (--new-head) or keep its labels"
         )
     for name, wanted, have in (
         ("entity_max_length", entity_max_length, model.config.entity_max_length),
@@ -176,3 +185,21 @@ def trained_span_model(
             raise ValueError(f"{base} has {name} {have}; it cannot be trained at {wanted}")
     reset_label_shifts(model)
     return model
+
+
+def _replace_classifier(model: SpanModel, labels: list[str], seed: int) -> None:
+    """A fresh classifier for `labels` ("O" first, then sorted, as SpanMarker orders them)."""
+    span_labels = ["O", *sorted(labels)]
+    model.config.labels = span_labels
+    model.config.label_groups = {}
+    encoder = model.config.raw.setdefault("encoder", {})
+    encoder["id2label"] = {str(i): label for i, label in enumerate(span_labels)}
+    encoder["label2id"] = {label: i for i, label in enumerate(span_labels)}
+    for key in ("id2label", "label2id", "id2reduced_id", "spanlink_label_shifts"):
+        model.config.raw.pop(key, None)
+    generator = torch.Generator().manual_seed(seed)
+    classifier = nn.Linear(model.classifier.in_features, len(span_labels))
+    with torch.no_grad():
+        classifier.weight.normal_(0.0, 0.02, generator=generator)
+        classifier.bias.zero_()
+    model.classifier = classifier.to(model.device)

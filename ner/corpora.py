@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ner.tagging import SCHEME_PREFIXES, SCHEMES, detect_scheme, parse_tag, tags_to_spans
-from ner.words import align_char_span, align_words, join_words, split_words
+from ner.words import align_char_span, align_words, is_cjk_char, join_words, split_words
 
-FORMATS = ("auto", "conll", "iob2", "jsonl")
+FORMATS = ("auto", "conll", "iob2", "jsonl", "multiconer")
 
 # Extension -> format; anything else is sniffed from the content (see detect_format).
 _EXTENSIONS = {
@@ -133,6 +133,8 @@ def detect_format(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"corpus file not found: {path}")
+    if _looks_like_multiconer(path):  # MultiCoNER ships `.conll` files of another layout
+        return "multiconer"
     by_extension = _EXTENSIONS.get(path.suffix.lower())
     if by_extension is not None:
         return by_extension
@@ -155,6 +157,69 @@ def detect_format(path: str | Path) -> str:
         f"pass format= one of {FORMATS[1:]} (extensions: {', '.join(sorted(_EXTENSIONS))})",
         path,
     )
+
+
+def _looks_like_multiconer(path: Path) -> bool:
+    """MultiCoNER's files open with ``# id <uuid>\tdomain=<lang>``."""
+    with path.open(encoding="utf-8-sig") as handle:
+        for raw in handle:
+            if raw.strip():
+                return raw.startswith("# id ") and "domain=" in raw
+    return False
+
+
+# --------------------------------------------------------------------------- MultiCoNER reader
+
+
+def _join_tokens(words: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    """Space-joined text, except between two CJK characters: MultiCoNER's Chinese gives one
+    character per token, and a space between them would be text no user ever sends."""
+    text, offsets = "", []
+    for word in words:
+        if text and not (is_cjk_char(text[-1]) and is_cjk_char(word[0])):
+            text += " "
+        offsets.append((len(text), len(text) + len(word)))
+        text += word
+    return text, offsets
+
+
+def _read_multiconer(path: Path, scheme: str) -> list[Sentence]:
+    """MultiCoNER v2 (SemEval-2023 Task 2): ``# id <uuid>\tdomain=<lang>`` then ``token _ _ TAG``
+    lines, a blank line between sentences. Tokens are whitespace-separated fields, the tag last."""
+    blocks: list[_Block] = []
+    words: list[str] = []
+    tags: list[str] = []
+    lines: list[int] = []
+    sent_id: str | None = None
+
+    def flush() -> None:
+        nonlocal words, tags, lines
+        if lines:
+            blocks.append(_Block(words, tags, lines, None, None, sent_id))
+        words, tags, lines = [], [], []
+
+    with path.open(encoding="utf-8-sig") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.strip()
+            if not line:
+                flush()
+                continue
+            if line.startswith("# id "):
+                flush()
+                sent_id = line[5:].split("\t", 1)[0].strip()
+                continue
+            fields = line.split()
+            if len(fields) < 2:
+                raise CorpusError(f"malformed line {line[:60]!r}: expected 'token _ _ TAG'", path, number)
+            try:
+                parse_tag(fields[-1])
+            except ValueError as error:
+                raise CorpusError(str(error), path, number) from None
+            words.append(fields[0])
+            tags.append(fields[-1])
+            lines.append(number)
+    flush()
+    return _decode_blocks(path, blocks, [], scheme, join=_join_tokens)
 
 
 # --------------------------------------------------------------------------- token-per-line reader
@@ -249,6 +314,17 @@ def _read_blocks(path: Path) -> tuple[list[_Block], list[int]]:
 def _read_token_file(path: Path, scheme: str) -> list[Sentence]:
     """Reads a ``conll`` or ``iob2`` file (one parser; ``# text`` comments are used where present)."""
     blocks, dropped = _read_blocks(path)
+    return _decode_blocks(path, blocks, dropped, scheme)
+
+
+def _decode_blocks(
+    path: Path,
+    blocks: list[_Block],
+    dropped: list[int],
+    scheme: str,
+    join=join_words,  # noqa: ANN001
+) -> list[Sentence]:
+    """Tags to spans and words to text, for every token-per-line reader."""
     if scheme == "auto":
         try:
             scheme = detect_scheme(block.tags for block in blocks)
@@ -277,7 +353,7 @@ def _read_token_file(path: Path, scheme: str) -> list[Sentence]:
             else:
                 text = block.text
         if offsets is None:
-            text, offsets = join_words(block.words)
+            text, offsets = join(block.words)
         spans = [Span(s, e, label, offsets[s][0], offsets[e - 1][1]) for s, e, label in word_spans]
         sentences.append(
             Sentence(block.words, text, offsets, spans, block.doc_id, block.sent_id, block.lines[0])
@@ -462,7 +538,12 @@ def read_corpus(
     if not path.is_file():
         raise FileNotFoundError(f"corpus file not found: {path}")
     fmt = detect_format(path) if format == "auto" else format
-    sentences = _read_jsonl(path) if fmt == "jsonl" else _read_token_file(path, scheme)
+    if fmt == "jsonl":
+        sentences = _read_jsonl(path)
+    elif fmt == "multiconer":
+        sentences = _read_multiconer(path, scheme)
+    else:
+        sentences = _read_token_file(path, scheme)
     if label_map:
         sentences = list(_relabel(sentences, label_map))
     return sentences

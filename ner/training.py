@@ -124,13 +124,49 @@ def _loss(
         labels.append(span_labels)
     hidden, cache, valid = model._encode_text(segments)
     logits = model._logits(segments, cache, valid)
-    target = torch.full(logits.shape[:2], -100, dtype=torch.long)
-    for b, span_labels in enumerate(labels):
-        target[b, : len(span_labels)] = torch.from_numpy(span_labels)
-    loss = nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten().to(logits.device))
+    if any(ex.coarse is not None for ex in examples):
+        loss = _partial_label_loss(logits, segments, labels, examples)
+    else:
+        target = torch.full(logits.shape[:2], -100, dtype=torch.long)
+        for b, span_labels in enumerate(labels):
+            target[b, : len(span_labels)] = torch.from_numpy(span_labels)
+        loss = nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten().to(logits.device))
     if model.boundary is not None:
         loss = loss + _boundary_loss(model, segments, examples, hidden)
     return loss
+
+
+def _partial_label_loss(
+    logits: torch.Tensor, segments: list[Segment], labels: list[np.ndarray], examples: list[Example]
+) -> torch.Tensor:
+    """Cross-entropy where a span may accept several labels: -log of their summed probability.
+
+    Fully labelled spans accept one label, which is plain cross-entropy; coarse corpora's spans
+    accept a group's fine types (`ner.training_data.CoarseLabels`).
+    """
+    allowed = torch.zeros(logits.shape, dtype=torch.bool)
+    used = torch.zeros(logits.shape[:2], dtype=torch.bool)
+    for b, (seg, span_labels, ex) in enumerate(zip(segments, labels, examples)):
+        n = len(span_labels)
+        used[b, :n] = True
+        if ex.coarse is None:
+            allowed[b, torch.arange(n), torch.from_numpy(span_labels)] = True
+            continue
+        spans = seg.spans
+        n_gold = len({(s, e) for s, e, _ in ex.gold})  # sample_spans puts the gold spans first
+        for i in range(n_gold):
+            allowed[b, i, list(ex.coarse.allowed[int(span_labels[i])])] = True
+        overlap = np.zeros(n - n_gold, dtype=bool)
+        for s, e, _ in ex.gold:
+            overlap |= (spans[n_gold:, 0] < e) & (spans[n_gold:, 1] > s)
+        outside = ex.coarse.unmarked[0]
+        for i in range(n_gold, n):
+            allowed[b, i, [outside] if overlap[i - n_gold] else list(ex.coarse.unmarked)] = True
+    scores = logits.float()
+    allowed, used = allowed.to(scores.device), used.to(scores.device)
+    total = torch.logsumexp(scores, dim=-1)
+    right = torch.logsumexp(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+    return (total - right)[used].mean()
 
 
 def _boundary_loss(
@@ -148,6 +184,20 @@ def _boundary_loss(
     return nn.functional.binary_cross_entropy_with_logits(
         torch.cat(predicted, dim=1), torch.cat(wanted, dim=1).to(hidden.device)
     )
+
+
+def _evaluate(model: SpanModel, evaluate, epoch: int, step: int) -> dict:  # noqa: ANN001
+    """One dev evaluation in eval mode (no dropout), logged; training mode is restored after."""
+    modules = [m for m in (model.encoder, model.classifier, model.boundary) if m is not None]
+    for module in modules:
+        module.eval()
+    try:
+        result = {"epoch": epoch, "step": step, **evaluate(model)}
+    finally:
+        for module in modules:
+            module.train()
+    logger.info("evaluation: %s", result)
+    return result
 
 
 def _save_state(
@@ -196,6 +246,7 @@ def train(
     *,
     max_minutes: float | None = None,
     evaluate=None,  # noqa: ANN001 - callable(model) -> dict, run after each epoch
+    evaluate_every: int | None = None,
     show_progress_bar: bool = True,
 ) -> dict:
     """Train in place; resume from `out/trainer_state.pt` when it exists.
@@ -207,6 +258,8 @@ def train(
         config (TrainConfig): hyper-parameters; a resumed run must use the same ones.
         max_minutes (float | None): stop (with a saved state) after this long; run again to resume.
         evaluate: called with the model after each epoch; its dict is logged and returned.
+        evaluate_every (int | None): also call it every this many steps (a learning curve); may
+            change on resume.
         show_progress_bar (bool): tqdm bar with loss and ETA. Defaults to True.
 
     Returns:
@@ -296,19 +349,12 @@ def train(
                         last_save = now
                     if max_minutes is not None and now - started > max_minutes * 60:
                         raise TimeoutError
+                    if evaluate is not None and evaluate_every and step % evaluate_every == 0:
+                        evaluations.append(_evaluate(model, evaluate, epoch, step))
                 if epoch_step >= len(batches):
                     epoch, epoch_step = epoch + 1, 0
                     if evaluate is not None:
-                        modules = [
-                            m for m in (model.encoder, model.classifier, model.boundary) if m is not None
-                        ]
-                        for module in modules:
-                            module.eval()
-                        result = {"epoch": epoch, "step": step, **evaluate(model)}
-                        evaluations.append(result)
-                        logger.info("evaluation: %s", result)
-                        for module in modules:
-                            module.train()
+                        evaluations.append(_evaluate(model, evaluate, epoch, step))
             finished = True
         except TimeoutError:
             logger.info("time budget reached at step %d; run the same command again to resume", step)

@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 
 
-def _is_cjk(char: str) -> bool:
+def is_cjk_char(char: str) -> bool:
     """CJK ideographs and kana: scripts written without spaces, so one character is one word.
 
     Narrower than `ner.tokenization.is_cjk` on purpose: Hangul is left out (Korean puts spaces
@@ -52,7 +52,7 @@ def split_words(text: str) -> list[tuple[int, int]]:
     for index, char in enumerate(text):
         category = unicodedata.category(char)
         in_run = category[0] in "LNM" or category == "Pc"
-        if in_run and not _is_cjk(char):
+        if in_run and not is_cjk_char(char):
             if run_start is None:
                 run_start = index
             continue

@@ -372,3 +372,31 @@ def test_classic_docstart_line_without_index(tmp_path: Path) -> None:
     path.write_text("-DOCSTART- -X- -X- O\n\n0\tBonn\tB-LOC\n\n-DOCSTART- -X- -X- O\n\n0\tRom\tB-LOC\n")
     sentences = _read_quietly(path)
     assert [(s.doc_id, s.words) for s in sentences] == [("doc-1", ["Bonn"]), ("doc-2", ["Rom"])]
+
+
+def test_multiconer_files_are_detected_and_read(tmp_path: Path) -> None:
+    """MultiCoNER's `.conll` layout (`# id ...\tdomain=`, `token _ _ TAG`), Chinese without spaces."""
+    path = tmp_path / "dev.conll"
+    path.write_text(
+        "# id 1f\tdomain=en\nthe _ _ O\nbeatles _ _ B-MusicalGRP\nplayed _ _ O\nin _ _ O\n"
+        "new _ _ B-HumanSettlement\nyork _ _ I-HumanSettlement\n\n\n"
+        "# id 2a\tdomain=zh\n在 _ _ O\n北 _ _ B-HumanSettlement\n京 _ _ I-HumanSettlement\n. _ _ O\n",
+        encoding="utf-8",
+    )
+    assert detect_format(path) == "multiconer"
+    first, second = read_corpus(path)
+    assert first.sent_id == "1f" and second.sent_id == "2a"
+    assert [(first.text[s:e], label) for s, e, label in first.char_entities()] == [
+        ("beatles", "MusicalGRP"),
+        ("new york", "HumanSettlement"),
+    ]
+    assert second.text == "在北京 ." and second.char_entities() == [(1, 3, "HumanSettlement")]
+    for sentence in (first, second):
+        _check_offsets(sentence)
+
+
+def test_multiconer_malformed_line_names_its_place(tmp_path: Path) -> None:
+    path = tmp_path / "bad.conll"
+    path.write_text("# id 1\tdomain=en\nthe _ _ O\nbeatles _ _ X-MusicalGRP\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"bad.conll:3"):
+        read_corpus(path)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,8 +16,8 @@ import torch
 import ner
 from ner.building import new_span_model
 from ner.corpora import read_corpus
-from ner.training import TrainConfig, finish_markers, train
-from ner.training_data import prepare, sample_spans
+from ner.training import TrainConfig, _partial_label_loss, finish_markers, train
+from ner.training_data import CoarseLabels, prepare, sample_spans, truecase
 from tests.ner.reference import run_span_marker
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "corpora"
@@ -166,3 +168,134 @@ def test_trained_checkpoint_loads_in_spanlink_and_span_marker(base_encoder, corp
     theirs = run_span_marker(job)[0]["texts"]
     for entities, rows in zip(ours, theirs):
         assert [(e.start, e.end, e.label) for e in entities] == [tuple(r[:3]) for r in rows]
+
+
+FINE = {"Artist": "PER", "Athlete": "PER", "City": "LOC", "Song": "CW"}
+
+
+def _fine_model(base_encoder):
+    model = new_span_model(base_encoder, list(FINE))
+    model.config.label_groups = dict(FINE)
+    return model
+
+
+def test_coarse_labels_accept_any_type_of_the_group(base_encoder):
+    model = _fine_model(base_encoder)
+    label2id = {label: i for i, label in enumerate(model.config.labels)}
+    coarse = CoarseLabels.build(FINE, label2id, ["PER", "LOC"])
+    per = coarse.allowed[coarse.group_ids["PER"]]
+    assert sorted(model.config.labels[i] for i in per) == ["Artist", "Athlete"]
+    # A corpus that marks PER and LOC says nothing about songs: an unmarked span may be one.
+    assert [model.config.labels[i] for i in coarse.unmarked] == ["O", "Song"]
+    with pytest.raises(ValueError, match="not groups"):
+        CoarseLabels.build(FINE, label2id, ["ORG"])
+
+
+def test_partial_label_loss_is_cross_entropy_on_full_labels_and_sums_a_group(base_encoder):
+    model = _fine_model(base_encoder)
+    labels = model.config.labels
+    label2id = {label: i for i, label in enumerate(labels)}
+    sentence = read_corpus_text("Miles Davis played in Paris", [(0, 11, "PER"), (22, 27, "LOC")])
+    coarse = CoarseLabels.build(FINE, label2id, ["PER", "LOC"])
+    (example,), _ = prepare([sentence], model.tokenizer, label2id, 8, model.max_tokens, coarse)
+    spans = np.array([[s, e] for s, e, _ in example.gold] + [[0, 1], [2, 3]])  # 0-1 overlaps, 2-3 not
+    targets = np.array([t for _, _, t in example.gold] + [0, 0])
+    segment = SimpleNamespace(spans=spans)
+
+    def loss(logits):
+        return _partial_label_loss(logits[None], [segment], [targets], [example]).item()
+
+    def peaked(*names):
+        logits = torch.full((len(spans), len(labels)), -20.0)
+        for row, name in enumerate(names):
+            logits[row, labels.index(name)] = 20.0
+        return logits
+
+    assert loss(peaked("Artist", "City", "O", "O")) < 1e-6
+    assert loss(peaked("Athlete", "City", "O", "Song")) < 1e-6  # any PER type; unmarked Song is fine
+    assert loss(peaked("City", "City", "O", "O")) > 5  # a PER span called a place
+    assert loss(peaked("Artist", "City", "Song", "O")) > 5  # overlaps the gold person: must be O
+    # Without coarse labels it is plain cross-entropy.
+    full = type(example)(example.enc, [(s, e, label2id["Artist"]) for s, e, _ in example.gold[:1]])
+    logits = torch.randn(3, len(labels))
+    plain = torch.nn.functional.cross_entropy(logits, torch.tensor([label2id["Artist"], 0, 0]))
+    got = _partial_label_loss(
+        logits[None],
+        [SimpleNamespace(spans=spans[[0, 2, 3]])],
+        [np.array([label2id["Artist"], 0, 0])],
+        [full],
+    )
+    assert torch.allclose(got, plain)
+
+
+def read_corpus_text(text, spans):
+    from ner.corpora import Sentence, Span
+    from ner.words import split_words
+
+    offsets = split_words(text)
+    words = [text[s:e] for s, e in offsets]
+    word_spans = []
+    for start, end, label in spans:
+        first = next(i for i, (s, _) in enumerate(offsets) if s == start)
+        last = next(i for i, (_, e) in enumerate(offsets) if e == end)
+        word_spans.append(Span(first, last + 1, label, start, end))
+    return Sentence(words, text, offsets, word_spans)
+
+
+def test_truecase_capitalises_entity_words_and_keeps_offsets():
+    sentence = read_corpus_text("the beatles came from liverpool", [(4, 11, "MusicalGRP"), (22, 31, "City")])
+    cased = truecase(sentence, np.random.default_rng(0), 1.0)
+    assert cased.text == "The Beatles came from Liverpool"
+    assert [cased.text[s.char_start : s.char_end] for s in cased.spans] == ["Beatles", "Liverpool"]
+    assert truecase(sentence, np.random.default_rng(0), 0.0) is sentence
+
+
+def test_new_head_keeps_the_encoder_and_learns_other_labels(tiny_checkpoint):
+    from ner.building import trained_span_model
+
+    before = ner.load(tiny_checkpoint)
+    model = trained_span_model(tiny_checkpoint, list(FINE), new_head=True)
+    assert model.config.labels == ["O", *sorted(FINE)]
+    assert model.classifier.out_features == len(FINE) + 1
+    for (name, a), b in zip(before.encoder.named_parameters(), model.encoder.parameters()):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="--new-head"):
+        trained_span_model(tiny_checkpoint, list(FINE))
+
+
+def test_cli_trains_a_hierarchy_with_coarse_files_and_saves_the_groups(tiny_checkpoint, tmp_path):
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    fine = tmp_path / "fine.conll"
+    fine.write_text(
+        "# id 1\tdomain=en\nmiles _ _ B-Artist\ndavis _ _ I-Artist\nplayed _ _ O\nin _ _ O\n"
+        "paris _ _ B-City\n\n# id 2\tdomain=en\nyesterday _ _ B-Song\nby _ _ O\npele _ _ B-Athlete\n",
+        encoding="utf-8",
+    )
+    groups = tmp_path / "groups.json"
+    groups.write_text(json.dumps(FINE), encoding="utf-8")
+    coarse = DATA / "adjacent_iob2.conllu"
+    out = tmp_path / "run"
+    args = ["train", "--base", str(tiny_checkpoint), "--new-head", "--label-groups", str(groups)]
+    args += [
+        "--train",
+        str(fine),
+        "--coarse",
+        str(coarse),
+        "--coarse-map",
+        "ORG=,MISC=",
+        "--case-augment",
+        "0.5",
+    ]
+    args += ["--out", str(out), "--epochs", "1", "--batch-size", "2", "--device", "cpu"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    saved = ner.load(out / "model")
+    assert saved.config.label_groups == FINE
+    assert saved.config.group_of("Athlete") == "PER"
+    args[args.index("ORG=,MISC=")] = "PER=PERSON"  # not a group of the hierarchy
+    args[args.index(str(out))] = str(tmp_path / "r2")
+    bad = CliRunner().invoke(app, args)
+    assert bad.exit_code != 0 and "not groups of this model" in bad.output
