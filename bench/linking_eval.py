@@ -89,18 +89,55 @@ def run(
         stream.append(items)
         grouping.append(groups)
     entity_ids = link_embeddings(stream, settings, dim=384, consolidate=consolidate)
-    keys, responses, languages, topics, local = [], [], [], [], []
+    keys, responses, languages, topics, local, surfaces = [], [], [], [], [], []
     for doc, groups, ids in zip(docs, grouping, entity_ids):
         for g, entity in zip(groups, ids):
             for i in g:
-                keys.append(doc.mentions[i].cluster)
+                m = doc.mentions[i]
+                keys.append(m.cluster)
                 responses.append(entity)
                 languages.append(doc.language)
                 topics.append(doc.topic)
-                local.append(doc.mentions[i].topic_local)
+                local.append(m.topic_local)
+                surfaces.append(" ".join(doc.text[m.start : m.end].split()))
     report = score_assignments(keys, responses, languages, topics, local)
     report["seconds"] = round(time.perf_counter() - started, 1)
+    report["_mentions"] = list(zip(keys, responses, languages, topics, surfaces))
     return report
+
+
+def errors(mentions: list[tuple], limit: int) -> dict:
+    """The gold clusters that lose most B3 recall (split) and the entities that lose most B3
+    precision (wrong merges), topic-scoped (a merge across topics is not counted), each with its
+    pieces and their most frequent surfaces: what error analysis reads."""
+    from collections import Counter, defaultdict
+
+    key_members: dict = defaultdict(list)
+    resp_members: dict = defaultdict(list)
+    for key, response, lang, topic, surface in mentions:
+        key_members[(topic, key)].append(((topic, response), lang, surface))
+        resp_members[(topic, response)].append(((topic, key), lang, surface))
+
+    def pieces(members: list) -> tuple[float, list]:
+        by = defaultdict(list)
+        for other, lang, surface in members:
+            by[other].append(f"{lang}:{surface}")
+        n = len(members)
+        loss = sum(len(v) * (1 - len(v) / n) for v in by.values())
+        shown = [
+            {"id": str(k[1]), "n": len(v), "forms": Counter(v).most_common(6)}
+            for k, v in sorted(by.items(), key=lambda kv: -len(kv[1]))[:6]
+        ]
+        return loss, shown
+
+    split = sorted(((*pieces(v), k) for k, v in key_members.items()), key=lambda t: -t[0])[:limit]
+    merged = sorted(((*pieces(v), k) for k, v in resp_members.items()), key=lambda t: -t[0])[:limit]
+    return {
+        "split": [{"gold": f"{k[0]}:{k[1]}", "loss": round(loss, 1), "pieces": p} for loss, p, k in split],
+        "merged": [
+            {"entity": f"{k[0]}:{k[1]}", "loss": round(loss, 1), "pieces": p} for loss, p, k in merged
+        ],
+    }
 
 
 def coref_only(docs: list[GoldDocument], settings: LinkSettings) -> dict:
@@ -172,6 +209,13 @@ def main() -> None:
         help='JSON LinkSettings overrides: score these only, no grid ("{}" = defaults)',
     )
     parser.add_argument("--consolidate", action="store_true", help="consolidate entities after linking")
+    parser.add_argument(
+        "--errors",
+        type=int,
+        default=0,
+        help="with --settings: write the N worst split gold clusters and merged entities of the tuning "
+        "topics to bench/out/linking_errors.json (error analysis)",
+    )
     args = parser.parse_args()
     tune_docs, _ = read_bsnlp(args.data, args.tune.split(","))
     report_docs, _ = read_bsnlp(args.data, args.report.split(","))
@@ -186,10 +230,15 @@ def main() -> None:
     if args.settings is not None:
         vectors = surface_vectors(tune_docs + report_docs) if args.vectors == "surface" else None
         chosen = LinkSettings(**json.loads(args.settings))
-        out = {
-            name: summary(run(docs, chosen, vectors, consolidate=args.consolidate))
-            for name, docs in (("tune", tune_docs), ("report", report_docs))
-        }
+        out = {}
+        for name, docs in (("tune", tune_docs), ("report", report_docs)):
+            result = run(docs, chosen, vectors, consolidate=args.consolidate)
+            out[name] = summary(result)
+            if name == "tune" and args.errors:
+                path = args.out.with_name("linking_errors.json")
+                path.write_text(
+                    json.dumps(errors(result["_mentions"], args.errors), indent=1, ensure_ascii=False)
+                )
         print(json.dumps(out, indent=1))
         return
     vectors = surface_vectors(tune_docs + report_docs) if args.vectors == "surface" else None
@@ -202,6 +251,7 @@ def main() -> None:
     chosen = LinkSettings(**best["settings"])
     final = run(report_docs, chosen, vectors)
     everything = run(tune_docs + report_docs, chosen, vectors)
+    final.pop("_mentions"), everything.pop("_mentions")
     out = {
         "primary_metric": "bsnlp_b3_f1",
         "bsnlp_b3_f1": final["overall"]["b3"]["f1"],

@@ -18,6 +18,8 @@ from anyascii import anyascii
 from rapidfuzz.distance import Levenshtein
 
 _APOSTROPHE_ENDING = re.compile(r"['’`´]\w{0,4}\b")  # Polish "Farage'owi", Czech "Blair'ovi"
+# Croatian/Slovene/Serbian inflect an acronym after a hyphen: "EU-a", "SAD-u", "HDZ-om", "ЄС-у".
+_ACRONYM_ENDING = re.compile(r"\b([^\W\d_]{2,6})-([^\W\d_]{1,3})\b")
 _NON_WORD = re.compile(r"[^0-9a-z ]+")
 _SPACES = re.compile(r"\s+")
 _INITIAL_DOT = re.compile(r"(?<=\w)\.(?=\w{2,})")  # a dot glued to the next word; "U.S." keeps its dots
@@ -64,9 +66,17 @@ def normalize_name(surface: str) -> str:
     """
     text = unicodedata.normalize("NFKC", surface)
     text = _APOSTROPHE_ENDING.sub("", text)
+    text = _ACRONYM_ENDING.sub(_drop_acronym_ending, text)
     text = _INITIAL_DOT.sub(" ", anyascii(text)).casefold().replace("-", " ")  # "Т.Мей" -> "t mey"
     text = _NON_WORD.sub("", text)
     return _SPACES.sub(" ", text).strip()
+
+
+def _drop_acronym_ending(match: re.Match[str]) -> str:
+    """Turn "EU-a" into "EU": a capitalised acronym, a hyphen and a lower-case case ending (not
+    "Jean-Claude", not "Ko-misja")."""
+    word, ending = match.group(1), match.group(2)
+    return word if word.isupper() and ending.islower() else match.group(0)
 
 
 # Scripts whose anyascii transliteration of a foreign name is a fair phonetic guess (alphabets with
@@ -240,6 +250,9 @@ def form_similarity(a: str, b: str, partial: float = 0.8, person: bool = False) 
         last = where
     if min(sims) == 0:
         return 0.3 * sum(sims) / len(sims)
+    short_surface, long_surface = (a, b) if short is ta else (b, a)
+    if not person and names_something_else(short_surface, short, long_surface, long_, used):
+        return 0.3 * sum(sims) / len(sims)
     # Part of a longer name: the surname, or "Komise" for "Evropská komise". Content words only.
     content = [t for t in long_ if t not in STOP_TOKENS]
     coverage = len(short) / max(1, len(content))
@@ -252,6 +265,36 @@ def form_similarity(a: str, b: str, partial: float = 0.8, person: bool = False) 
         # organisation ("Irlandii" in "Irlandia Północna").
         quality = 1.0 - PART_PENALTY * (1.0 - quality)
     return quality * (partial + 0.1 * min(1.0, coverage))
+
+
+def names_something_else(
+    short_surface: str, short: tuple[str, ...], long_surface: str, long_: tuple[str, ...], used: set[int]
+) -> bool:
+    """Whether a shorter name found inside a longer one names another entity: the thing the longer
+    name is *of* or *at*, not the thing itself. For organisations, places and works (callers pass
+    ``person=False``; a person's surname is the rule, not the exception):
+
+    - An acronym that is a word of the longer name, not its initials, is the entity the longer
+      name is attached to: "BBC" / "BBC News", "ЄС" / "Суд ЄС", "EU" / "Rady EU", "CEPEJ" /
+      "секретаріатом CEPEJ" (unless the longer name is all capitals, where nothing stands out).
+    - The head word of such names comes first (adjectives before it, genitive complements after
+      it), so a shorter name matching only past the longer one's first words is its complement:
+      "Совета Европы" in "Комитет Министров Совета Европы", "Европейского Союза" in "Совета
+      Европейского Союза", "Unije" in "Sodiščem Evropske unije", "European Union" in "Court of
+      Justice of the European Union". One word after a single word stays a match: the word before
+      is usually an adjective ("Evropská komise" / "komise", "Velké Británie" / "Británie").
+
+    On the BSNLP tuning topics, distinct in-document pairs of these kinds were wrong 54 of 59 times
+    (acronyms) and 94 of 120 times (complements) at the coreference threshold.
+    """
+    if len(short) == 1 and is_acronym(short_surface) and not long_surface.isupper():
+        word = _ACRONYM_ENDING.sub(_drop_acronym_ending, unicodedata.normalize("NFKC", short_surface))
+        letters = "".join(c for c in word if c.isalpha())
+        if re.search(rf"(?<!\w){re.escape(letters)}(?!\w)", unicodedata.normalize("NFKC", long_surface)):
+            return True
+    first = min(used) if used else 0
+    lead = sum(1 for t in long_[:first] if t not in STOP_TOKENS)
+    return lead >= 2 or (lead >= 1 and len(short) >= 2)
 
 
 def name_keys(surface: str) -> set[str]:

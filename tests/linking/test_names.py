@@ -78,3 +78,48 @@ def test_name_keys_meet_across_inflection_script_and_acronym():
     assert name_keys("Лондон") & name_keys("London")
     assert name_keys("UE") & name_keys("Unia Europejska")
     assert not name_keys("Paříž") & name_keys("Berlín")
+
+
+@pytest.mark.parametrize(
+    ("short", "long_"),
+    [
+        ("BBC", "BBC News"),  # an acronym that is a word of a longer name, not its initials
+        ("ЄС", "Суд ЄС"),  # "EU" / "Court of the EU"
+        ("EU", "Rady EU"),
+        ("Совета Европы", "Комитет Министров Совета Европы"),  # a complement past the head words
+        ("Европейского Союза", "Совета Европейского Союза"),
+        ("Unije", "Sodiščem Evropske unije"),
+        ("European Union", "Court of Justice of the European Union"),
+    ],
+)
+def test_a_name_inside_a_longer_name_of_something_else_does_not_match(short, long_):
+    assert form_similarity(short, long_) < MATCH
+    assert form_similarity(long_, short) == form_similarity(short, long_)
+
+
+@pytest.mark.parametrize(
+    ("short", "long_"),
+    [
+        ("komise", "Evropská komise"),  # one word after a single (adjective) word
+        ("Británie", "Velké Británie"),
+        ("Sąd Najwyższy", "Sąd Najwyższy Pakistanu"),  # the head words kept, the complement dropped
+        ("Komisja", "Komisja Europejska"),
+        ("NATO", "NATO"),
+        ("EU", "EU-a"),  # Croatian case ending after a hyphen
+        ("TRUMP", "Donald Trump"),  # capitals alone do not make an acronym of a surname
+    ],
+)
+def test_a_shorter_form_of_the_same_name_still_matches(short, long_):
+    assert form_similarity(short, long_) >= MATCH
+
+
+def test_a_persons_surname_past_middle_names_matches_as_a_person():
+    # The complement rule is for organisations and places; with person=True a surname is a surname.
+    assert form_similarity("Qadri", "Muhammad Afzal Qadri", person=True) >= MATCH
+
+
+def test_normalize_name_drops_hyphenated_case_endings_of_acronyms_only():
+    assert normalize_name("EU-a") == normalize_name("EU") == "eu"
+    assert normalize_name("SAD-om") == "sad"
+    assert normalize_name("Jean-Claude") == "jean claude"  # a double name, not an ending
+    assert normalize_name("Ko-misja") == "ko misja"  # not capitals before the hyphen
