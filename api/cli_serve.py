@@ -323,7 +323,8 @@ def similar(
     finally:
         service.close(save=False)
     for hit in hits:
-        _print_json({"score": float(hit.score), "entity": entity_public(hit.entity).model_dump(mode="json")})
+        entity = entity_public(hit.entity, service.label_groups)
+        _print_json({"score": float(hit.score), "entity": entity.model_dump(mode="json")})
 
 
 @app.command()

@@ -6,12 +6,23 @@ schemas so that ``api.schemas`` stays importable without the store.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from api import schemas
 from index import DocumentPublic, EntityPublic, MentionHit, MentionPublic
 from index.browse import DocumentSummary, MentionContext
 
+Groups = Mapping[str, str] | None
+"""The serving model's label hierarchy (``Service.label_groups``) to fill the ``group`` fields;
+None leaves them null (no model loaded)."""
 
-def mention_public(mention: MentionPublic) -> schemas.MentionPublic:
+
+def group_of(label: str, groups: Groups) -> str | None:
+    """A stored label's group under ``groups`` (the label itself outside the hierarchy)."""
+    return None if groups is None else groups.get(label, label)
+
+
+def mention_public(mention: MentionPublic, groups: Groups = None) -> schemas.MentionPublic:
     """A stored mention."""
     return schemas.MentionPublic(
         id=mention.id,
@@ -19,12 +30,13 @@ def mention_public(mention: MentionPublic) -> schemas.MentionPublic:
         end=mention.end,
         text=mention.text,
         label=mention.label,
+        group=group_of(mention.label, groups),
         score=mention.score,
         entity_id=mention.entity_id,
     )
 
 
-def document_public(document: DocumentPublic) -> schemas.DocumentPublic:
+def document_public(document: DocumentPublic, groups: Groups = None) -> schemas.DocumentPublic:
     """A stored document, addressed by its external id."""
     return schemas.DocumentPublic(
         id=document.external_id,
@@ -32,16 +44,17 @@ def document_public(document: DocumentPublic) -> schemas.DocumentPublic:
         metadata=document.metadata,
         language=document.language,
         created_at=document.created_at,
-        mentions=[mention_public(m) for m in document.mentions],
+        mentions=[mention_public(m, groups) for m in document.mentions],
     )
 
 
-def entity_public(entity: EntityPublic) -> schemas.EntityPublic:
+def entity_public(entity: EntityPublic, groups: Groups = None) -> schemas.EntityPublic:
     """A stored entity with its aliases, most used first."""
     return schemas.EntityPublic(
         id=entity.id,
         name=entity.name,
         label=entity.label,
+        group=group_of(entity.label, groups),
         mention_count=entity.mention_count,
         aliases=[schemas.AliasPublic(alias=a.norm, count=a.count, kb=a.kb) for a in entity.aliases],
         external_id=entity.external_id,
@@ -52,10 +65,12 @@ def entity_public(entity: EntityPublic) -> schemas.EntityPublic:
     )
 
 
-def entity_detail(entity: EntityPublic, samples: list[MentionHit]) -> schemas.EntityDetail:
+def entity_detail(
+    entity: EntityPublic, samples: list[MentionHit], groups: Groups = None
+) -> schemas.EntityDetail:
     """An entity with sample mentions and the documents they are in."""
     return schemas.EntityDetail(
-        **entity_public(entity).model_dump(),
+        **entity_public(entity, groups).model_dump(),
         mentions=[
             schemas.MentionSample(
                 id=hit.mention.id,
@@ -64,6 +79,7 @@ def entity_detail(entity: EntityPublic, samples: list[MentionHit]) -> schemas.En
                 end=hit.mention.end,
                 text=hit.mention.text,
                 label=hit.mention.label,
+                group=group_of(hit.mention.label, groups),
             )
             for hit in samples
         ],
@@ -83,7 +99,7 @@ def document_summary(document: DocumentSummary) -> schemas.DocumentSummaryPublic
     )
 
 
-def mention_context(context: MentionContext) -> schemas.MentionContextPublic:
+def mention_context(context: MentionContext, groups: Groups = None) -> schemas.MentionContextPublic:
     """A mention with its sentence around it."""
     m = context.mention
     return schemas.MentionContextPublic(
@@ -93,6 +109,7 @@ def mention_context(context: MentionContext) -> schemas.MentionContextPublic:
         end=m.end,
         text=m.text,
         label=m.label,
+        group=group_of(m.label, groups),
         score=m.score,
         before=context.before,
         after=context.after,

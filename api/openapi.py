@@ -220,9 +220,11 @@ def _facet(schemas: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | N
 
 
 def _runtime_facets(service: Any) -> dict[tuple[str, ...], dict[str, Any]]:
-    """What only the open service knows: the model's labels, ``max_k``, the vector size."""
+    """What only the open service knows: the model's labels (and label groups), ``max_k``, the vector size."""
     return {
-        ("ExtractRequest", "labels", "anyOf", "0", "items"): {"enum": sorted(service.model.labels)},
+        ("ExtractRequest", "labels", "anyOf", "0", "items"): {
+            "enum": sorted(set(service.model.labels) | set(service.label_groups.values()))
+        },
         ("SimilarRequest", "k"): {"maximum": service.settings.max_k},
         ("SimilarRequest", "vector", "anyOf", "0"): {
             "minItems": service.store.dim,

@@ -144,6 +144,13 @@ class ExtractRequest(_Request):
         return self
 
 
+GROUP_HELP = (
+    "The label's group in the model's label hierarchy (PER for Artist or Politician with the `fine` "
+    "model); the label itself for models with flat labels."
+)
+STORED_GROUP_HELP = GROUP_HELP + " Null where no model is loaded to know it."
+
+
 class ExtractedEntity(BaseModel):
     """An entity found by the model."""
 
@@ -151,6 +158,7 @@ class ExtractedEntity(BaseModel):
     end: int
     text: str
     label: str
+    group: str = Field(description=GROUP_HELP)
     score: float
     embedding: list[float] | None = None
 
@@ -254,6 +262,7 @@ class MentionPublic(BaseModel):
     end: int
     text: str
     label: str
+    group: str | None = Field(None, description=STORED_GROUP_HELP)
     score: float
     entity_id: int | None
 
@@ -316,6 +325,7 @@ class EntityRef(BaseModel):
     name: str
     label: str
     external_id: str | None = Field(None, description="The knowledge base's id; null outside the KB.")
+    group: str | None = Field(None, description=STORED_GROUP_HELP)
 
 
 class LinkedMention(BaseModel):
@@ -326,6 +336,7 @@ class LinkedMention(BaseModel):
     text: str
     label: str
     score: float
+    label_group: str = Field(description=GROUP_HELP + " (`group` is the in-text mention group.)")
     group: int = Field(description="Mentions of one entity within the text share a group.")
     entity: EntityRef | None
     link_score: float | None = Field(description="Score of the chosen entity; null when none qualified.")
@@ -354,6 +365,7 @@ class EntityPublic(BaseModel):
     id: int
     name: str
     label: str
+    group: str | None = Field(None, description=STORED_GROUP_HELP)
     mention_count: int
     aliases: list[AliasPublic]
     created_at: datetime
@@ -374,6 +386,7 @@ class MentionSample(BaseModel):
     end: int
     text: str
     label: str
+    group: str | None = Field(None, description=STORED_GROUP_HELP)
 
 
 class EntityDetail(EntityPublic):
@@ -532,6 +545,7 @@ class MentionContextPublic(BaseModel):
     end: int
     text: str
     label: str
+    group: str | None = Field(None, description=STORED_GROUP_HELP)
     score: float
     before: str = Field(description="Text before the mention, from the start of its sentence.")
     after: str = Field(description="Text after the mention, to the end of its sentence.")

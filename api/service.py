@@ -74,6 +74,7 @@ class LinkedSpan:
     group: int
     entity: EntityPublic | None
     link_score: float | None
+    label_group: str = ""
 
 
 def nameable(text: str) -> bool:
@@ -206,14 +207,7 @@ class Service:
         higher one in greedy decoding); for ``labels`` it means "keep these types", not "decode
         only these types".
         """
-        if labels:
-            unknown = sorted(set(labels) - set(self.model.labels))
-            if unknown:
-                raise ServiceError(
-                    422,
-                    f"unknown labels {unknown}; this model predicts {self.model.labels}",
-                    {"allowed": self.model.labels},
-                )
+        keep = self.filter_labels(labels) if labels else None
         try:
             results = self.batcher.submit(texts, embeddings=embeddings).result(
                 self.settings.request_timeout_s
@@ -222,7 +216,6 @@ class Service:
             raise ServiceError(503, "the model is busy; try again later") from None
         except BatcherClosed:
             raise ServiceError(503, "the service is shutting down") from None
-        keep = set(labels) if labels else None
         return [
             [e for e in entities if e.score >= min_score and (keep is None or e.label in keep)]
             for entities in results
@@ -277,6 +270,42 @@ class Service:
         if self.on_ingest is not None:
             self.on_ingest(len(out))
         return out
+
+    @property
+    def label_groups(self) -> dict[str, str]:
+        """The model's label hierarchy, fine label -> group (`ner.labels`); empty for flat label sets."""
+        return self.linker.label_groups
+
+    def group_of(self, label: str) -> str:
+        """A label's group (the label itself outside a hierarchy)."""
+        return self.linker.group_of(label)
+
+    def filter_labels(self, labels: Sequence[str]) -> set[str]:
+        """The model's labels an extract filter keeps: a group ("PER") stands for all its fine labels.
+
+        Raises:
+            ServiceError: 422 for a name that is neither a label nor a group of the model.
+        """
+        from ner.labels import expand, groups
+
+        allowed = [*self.model.labels, *(g for g in groups(self.label_groups) if g not in self.model.labels)]
+        unknown = sorted(set(labels) - set(allowed))
+        if unknown:
+            hierarchy = f" (groups: {groups(self.label_groups)})" if self.label_groups else ""
+            raise ServiceError(
+                422,
+                f"unknown labels {unknown}; this model predicts {list(self.model.labels)}{hierarchy}",
+                {"allowed": allowed},
+            )
+        return expand(self.label_groups, labels)
+
+    def _stored_labels(self, labels: Sequence[str] | None) -> Sequence[str] | None:
+        """A filter on stored types with each group name widened to its fine labels."""
+        from ner.labels import expand
+
+        if not labels or not self.label_groups:
+            return labels
+        return sorted(set(labels) | expand(self.label_groups, labels))
 
     def check_labels(self, labels: Sequence[str], *, allow_new: bool, where: str) -> None:
         """Refuse labels that differ from a known one only by case ("per" for "PER"), and, unless
@@ -343,6 +372,7 @@ class Service:
                 m.group,
                 entities.get(m.entity_id) if m.entity_id is not None else None,
                 m.link_score if m.entity_id is not None else None,
+                self.group_of(m.label),
             )
             for m in result.mentions
         ]
@@ -376,6 +406,7 @@ class Service:
         """A page of entities whose name or an alias starts with ``query`` (normalized), most mentioned
         first, and how many match over all pages; ``after`` is the previous page's last
         ``(mention_count, id)``."""
+        labels = self._stored_labels(labels)
         return self.store.search_page(query, labels=labels, limit=limit, offset=offset, after=after)
 
     def similar(
@@ -389,6 +420,7 @@ class Service:
         labels: Sequence[str] | None = None,
     ) -> list[EntityHit]:
         """Entities nearest a text (a name, or a span of it in context), an entity or a vector."""
+        labels = self._stored_labels(labels)
         if k > self.settings.max_k:
             raise ServiceError(
                 422, f"k must be at most {self.settings.max_k}, got {k}", {"max_k": self.settings.max_k}
@@ -506,6 +538,7 @@ class Service:
         after: tuple[int, int] | None = None,
     ) -> tuple[list[EntityPublic], int]:
         """A page of all entities in ``sort`` order and their number."""
+        labels = self._stored_labels(labels)
         return self.store.entities_page(sort=sort, labels=labels, limit=limit, offset=offset, after=after)
 
     def find_entities(
@@ -532,7 +565,7 @@ class Service:
                 self.linker.sync()
         views = list(self.linker.table.entities.values())  # a snapshot: writers replace, not mutate, the dict
         rows = ((v.id, v.label, v.mention_count, [v.name, *v.aliases]) for v in views)
-        found = browsing.folded_matches(query, rows, normalize_name, labels)
+        found = browsing.folded_matches(query, rows, normalize_name, self._stored_labels(labels))
         total = len(found)
         if after is not None:
             found = [(c, i) for c, i in found if (-c, i) > (-after[0], after[1])]

@@ -55,7 +55,9 @@ def create_documents(body: DocumentsCreate, service: ServiceDep, settings: Setti
     return DocumentsLinked(
         documents=[
             DocumentLinked(
-                id=s.id, replaced=s.replaced, mentions=[mention_public(m) for m in s.document.mentions]
+                id=s.id,
+                replaced=s.replaced,
+                mentions=[mention_public(m, service.label_groups) for m in s.document.mentions],
             )
             for s in stored
         ]
@@ -83,7 +85,7 @@ def list_documents(
 @router.get("/{document_id:path}", response_model=DocumentPublic)
 def read_document(document_id: DocumentIdPath, service: ServiceDep) -> DocumentPublic:
     """The stored document with its mentions and their entities."""
-    return document_public(service.get_document(document_id))
+    return document_public(service.get_document(document_id), service.label_groups)
 
 
 @router.delete("/{document_id:path}", response_model=DocumentDeleted, dependencies=[WriteAccess])

@@ -119,7 +119,9 @@ def search_entities(
         found, total = service.list_entities(sort=sort, labels=labels, limit=limit + 1, offset=skip)
         page = found[:limit]
         following = f"{skip + limit}.0" if len(found) > limit else None
-        return EntitiesPublic(data=[entity_public(e) for e in page], count=total, next=following)
+        return EntitiesPublic(
+            data=[entity_public(e, service.label_groups) for e in page], count=total, next=following
+        )
     # One entity more than the page tells whether there is a next page.
     if q is None:
         found, total = service.list_entities(
@@ -131,7 +133,9 @@ def search_entities(
         )
     page = found[:limit]
     following = make_cursor(page[-1]) if len(found) > limit else None
-    return EntitiesPublic(data=[entity_public(e) for e in page], count=total, next=following)
+    return EntitiesPublic(
+        data=[entity_public(e, service.label_groups) for e in page], count=total, next=following
+    )
 
 
 def unit_scale(vector: list[float] | None) -> list[float] | None:
@@ -160,14 +164,18 @@ def similar_entities(body: SimilarRequest, service: ServiceDep, settings: Settin
         labels=body.labels,
     )
     return EntityHits(
-        data=[EntityHit(score=float(h.score), entity=entity_public(h.entity)) for h in hits], count=len(hits)
+        data=[
+            EntityHit(score=float(h.score), entity=entity_public(h.entity, service.label_groups))
+            for h in hits
+        ],
+        count=len(hits),
     )
 
 
 @router.get("/{entity_id:int}", response_model=EntityDetail)
 def read_entity(entity: EntityDep, service: ServiceDep) -> EntityDetail:
     """An entity with its aliases, mention count and sample mentions with their document ids."""
-    return entity_detail(entity, service.entity_mentions(entity, SAMPLE_MENTIONS))
+    return entity_detail(entity, service.entity_mentions(entity, SAMPLE_MENTIONS), service.label_groups)
 
 
 @router.post("/consolidate", response_model=ConsolidateResult, dependencies=[WriteAccess])
@@ -184,7 +192,7 @@ def consolidate_entities(service: ServiceDep) -> ConsolidateResult:
 @router.post("/{entity_id:int}/merge", response_model=EntityPublic, dependencies=[WriteAccess, JsonBody])
 def merge_entity(entity: EntityDep, body: MergeRequest, service: ServiceDep) -> EntityPublic:
     """Merge entity ``other`` into this one: its mentions, aliases and vector follow; it disappears."""
-    return entity_public(service.merge(entity.id, body.other))
+    return entity_public(service.merge(entity.id, body.other), service.label_groups)
 
 
 @router.post(
@@ -208,7 +216,7 @@ def split_entity(entity: EntityDep, body: SplitRequest, service: ServiceDep) -> 
         raise ServiceError(
             409, f"mentions {strays} are not mentions of entity {entity.id} (any more)", exc.context
         ) from exc
-    return entity_public(new)
+    return entity_public(new, service.label_groups)
 
 
 @router.get("/{entity_id:int}/mentions", response_model=MentionContextsPublic)
@@ -223,13 +231,15 @@ def entity_mentions(
 ) -> MentionContextsPublic:
     """A page of the entity's mentions, newest first, each in its sentence (keyword in context)."""
     page, total = service.entity_mentions_page(entity.id, limit=limit, offset=offset, context=context)
-    return MentionContextsPublic(data=[mention_context(c) for c in page], count=total)
+    return MentionContextsPublic(data=[mention_context(c, service.label_groups) for c in page], count=total)
 
 
 @router.patch("/{entity_id:int}", response_model=EntityPublic, dependencies=[WriteAccess, JsonBody])
 def update_entity(entity: EntityDep, body: EntityUpdate, service: ServiceDep) -> EntityPublic:
     """Rename the entity and/or change its type; its aliases stay (searchable) and the new name joins them."""
-    return entity_public(service.update_entity(entity.id, name=body.name, label=body.label))
+    return entity_public(
+        service.update_entity(entity.id, name=body.name, label=body.label), service.label_groups
+    )
 
 
 @router.delete("/{entity_id:int}", response_model=EntityDeleted, dependencies=[WriteAccess])

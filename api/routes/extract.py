@@ -29,6 +29,7 @@ def extract(body: ExtractRequest, service: ServiceDep, settings: SettingsDep) ->
                         end=e.end,
                         text=e.text,
                         label=e.label,
+                        group=e.group,
                         score=float(e.score),
                         embedding=e.embedding.tolist()
                         if body.embeddings and e.embedding is not None

@@ -31,11 +31,16 @@ def link_text(body: LinkRequest, service: ServiceDep, settings: SettingsDep) -> 
                 text=s.text,
                 label=s.label,
                 score=float(s.score),
+                label_group=s.label_group or s.label,
                 group=s.group,
                 entity=None
                 if s.entity is None
                 else EntityRef(
-                    id=s.entity.id, name=s.entity.name, label=s.entity.label, external_id=s.entity.external_id
+                    id=s.entity.id,
+                    name=s.entity.name,
+                    label=s.entity.label,
+                    external_id=s.entity.external_id,
+                    group=service.group_of(s.entity.label),
                 ),
                 link_score=None if s.link_score is None else float(s.link_score),
             )

@@ -65,6 +65,7 @@ def versions(service: ServiceDep) -> dict[str, Any]:
         "model": {
             "name": getattr(model, "name", None) or service.settings.model or "default",
             "labels": list(model.labels),
+            "label_groups": dict(service.label_groups),
             "hidden_size": int(model.hidden_size),
             "device": str(getattr(model, "device", "cpu")),
             "dtype": str(getattr(model, "dtype", "")),
