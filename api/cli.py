@@ -260,13 +260,20 @@ def _root() -> None:
 def extract(
     texts: Annotated[list[str] | None, typer.Argument(help="Texts to analyse (or use --input).")] = None,
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="SpanMarker checkpoint folder or hub id.")
+        str | None,
+        typer.Option("--model", "-m", help="Checkpoint folder, hub id, or embedded model: default, fine."),
     ] = None,
     input_file: Annotated[
         str | None,
         typer.Option("--input", "-i", help="File with one text per line ('-' = stdin; .jsonl: \"text\")."),
     ] = None,
     embeddings: Annotated[bool, typer.Option(help="Add each entity's span embedding.")] = False,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label", "-l", help="Keep only this type (repeatable); a group (PER) keeps all its fine types."
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Most windows per forward pass.")] = 64,
     min_score: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Drop entities scoring below this.")
@@ -294,6 +301,11 @@ def extract(
         stream, total = iter(texts or []), len(texts or [])
     check_backend(backend)
     span_model = load_model(model, device, dtype, allow_pickle, backend)
+    if label:
+        try:
+            span_model.expand_labels(label)
+        except ValueError as exc:  # ner.InputError
+            raise fail(str(exc)) from None
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, unit="text", desc="extract", file=sys.stderr, disable=input_file is None)
@@ -305,6 +317,7 @@ def extract(
             embeddings=embeddings,
             min_score=min_score,
             strip_spaces=not exact_offsets,
+            labels=label or None,
         )
         for text, entities in zip(chunk, results):
             out.write(

@@ -16,7 +16,7 @@ def export(
     model: Annotated[
         str | None,
         typer.Option(
-            "--model", "-m", help="SpanMarker checkpoint folder or hub id (default: the embedded model)."
+            "--model", "-m", help="Checkpoint folder, hub id, or embedded model: default (default), fine."
         ),
     ] = None,
     export_format: Annotated[

@@ -28,7 +28,9 @@ DataDirOption = Annotated[
 ]
 ModelOption = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="NER model folder or hub id (default: the embedded model)."),
+    typer.Option(
+        "--model", "-m", help="NER model folder, hub id, or embedded model: default (default), fine."
+    ),
 ]
 DbOption = Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL instead of DATA_DIR/spanlink.db.")]
 VectorsOption = Annotated[

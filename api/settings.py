@@ -56,7 +56,8 @@ class ServiceSettings(BaseSettings):
     )
     model: str | None = Field(
         None,
-        description="NER model: SpanMarker checkpoint folder or hub id. None loads the embedded default.",
+        description="NER model: SpanMarker checkpoint folder or hub id, or an embedded model by name "
+        "(default, fine). None loads the embedded default.",
     )
     device: str | None = Field(None, description="Torch device for the model: cpu, cuda, ...")
     backend: str | None = Field(

@@ -133,3 +133,11 @@ def test_model_fine_on_the_command_line(tiny_fine_checkpoint, monkeypatch):
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     entities = [e for row in rows for e in row["entities"]]
     assert entities and all(e["group"] == GROUP_OF[e["label"]] for e in entities)
+    people = runner.invoke(app, ["extract", "--model", "fine", "--label", "PER", *SENTENCES[:3]])
+    assert people.exit_code == 0, people.output
+    kept = [
+        e for line in people.stdout.splitlines() if line.startswith("{") for e in json.loads(line)["entities"]
+    ]
+    assert kept == [e for e in entities if e["group"] == "PER"] and kept
+    refused = runner.invoke(app, ["extract", "--model", "fine", "--label", "Person", "x"])
+    assert refused.exit_code != 0 and "unknown labels ['Person']" in refused.output
