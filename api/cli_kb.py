@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,10 +22,13 @@ import typer
 from api.cli import BackendOption, app, fail, load_model, validation_message
 from api.cli_serve import DataDirOption, DbOption, build_settings, require_store
 
-kb_app = typer.Typer(
-    no_args_is_help=True, help="Knowledge base: your entities, with your ids, for mentions to link to."
-)
-app.add_typer(kb_app, name="kb")
+
+class KbAction(str, Enum):
+    """What `spanlink kb` does (one action so far; a plain command with an action argument rather than a
+    command group, so that every spanlink command is one click command with its own options)."""
+
+    IMPORT = "import"
+
 
 BATCH = 256
 """Entities embedded and written per step (one transaction for the whole file all the same)."""
@@ -85,8 +89,9 @@ def _check_labels(path: Path, items: list[tuple[int, Any]], known: set[str]) -> 
         raise fail(f"{path}:{number}: unknown label {item.label!r}; {hint}")
 
 
-@kb_app.command("import")
-def import_entities(
+@app.command("kb")
+def knowledge_base(
+    action: Annotated[KbAction, typer.Argument(help="import: create or update entities from PATH.")],
     path: Annotated[Path, typer.Argument(help="JSON lines: one entity per line (see POST /v1/entities).")],
     data_dir: DataDirOption = None,
     db: DbOption = None,
@@ -101,8 +106,9 @@ def import_entities(
     backend: BackendOption = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
 ) -> None:
-    """Create or update knowledge-base entities from a JSON-lines file, all or none; prints one JSON
-    line {"entities", "created", "updated"}. Importing the file again updates them in place."""
+    """Knowledge base: `spanlink kb import FILE.jsonl` creates or updates entities with your ids (one JSON
+    object per line: external_id, name, label, aliases, description, metadata), all or none; prints
+    {"entities", "created", "updated"}. Importing the file again updates them in place."""
     from tqdm.auto import tqdm
 
     from api.cli_linking import _embedder, _open_store
@@ -113,6 +119,7 @@ def import_entities(
     settings = build_settings(
         data_dir=data_dir, db_url=db, model=model, vectors=vectors, device=device, backend=backend
     )
+    assert action is KbAction.IMPORT  # click has checked the choice
     items = read_knowledge_base(path)
     try:
         link_settings = LinkSettings(**settings.link_settings)
@@ -163,11 +170,15 @@ def import_entities(
 def upgrade(data_dir: DataDirOption = None, db: DbOption = None) -> None:
     """Upgrade a store written by an older spanlink (schema version) in place, in one transaction per
     step; prints {"found", "version", "steps"}. Stop the service that owns the store first."""
+    from api.cli_serve import _sqlite_file
     from index import StoreError
     from index.upgrade import upgrade as run_upgrade
 
     settings = build_settings(data_dir=data_dir, db_url=db)
-    require_store(settings)
+    if settings.db_url is None:
+        require_store(settings)
+    elif (database := _sqlite_file(settings.db_url)) is not None and not database.is_file():
+        raise fail(f"no store at {settings.db_url}")
     try:
         report = run_upgrade(settings.store_target())
     except StoreError as exc:

@@ -84,10 +84,13 @@ def upgrade(target: str | os.PathLike[str]) -> UpgradeReport:
         engine.dispose()
         raise
     try:
-        with engine.begin() as conn:
-            if not inspect(conn).has_table(Meta.__tablename__):
-                raise InvalidInput("no spanlink store there", url=url)
-            found_text = conn.execute(select(Meta.value).where(Meta.key == META_SCHEMA_VERSION)).scalar()
+        try:
+            with engine.begin() as conn:
+                if not inspect(conn).has_table(Meta.__tablename__):
+                    raise InvalidInput("no spanlink store there", url=url)
+                found_text = conn.execute(select(Meta.value).where(Meta.key == META_SCHEMA_VERSION)).scalar()
+        except SQLAlchemyError as exc:  # e.g. a file that is no database at all
+            raise InvalidInput("no spanlink store there", url=url, error=str(exc)) from exc
         if found_text is None or not found_text.isdigit():
             raise InvalidInput("no spanlink store there (no schema version)", url=url)
         found = version = int(found_text)

@@ -101,6 +101,8 @@ BASE = {
     "export": ["-m", "{ckpt}", "--out", "{tmp}/onnx"],
     "check": ["--data-dir", "{tmp}/store"],
     "migrate": ["--from", "sqlite:///{tmp}/s/spanlink.db", "--to", "sqlite:///{tmp}/c.db", "--no-progress"],
+    "kb": ["import", "{doc}", "-m", "{ckpt}", "--vectors", "span", "--data-dir", "{tmp}/store"],
+    "upgrade": ["--data-dir", "{tmp}/store"],
 }
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch without a usable CUDA device")
@@ -209,6 +211,14 @@ CASES = [
     (["migrate", "--from", "sqlite:///{missing}.db", "--to", "sqlite:///{tmp}/c.db"], "no store at"),
     (["migrate", "--from", "{folder}", "--to", "sqlite:///{tmp}/c.db"], "no store at"),
     (["migrate", "--from", "sqlite:///{file}", "--to", "sqlite:///{tmp}/c.db"], "no spanlink store"),
+    # kb (knowledge base import, issue 18): the file is checked before any model loads
+    (["kb", "import", "{missing}"], "no such file"),
+    (["kb", "import", "{doc}"], "doc.txt:1: "),
+    (["kb", "export", "{doc}"], "'export' is not one of 'import'"),
+    (["kb", "import", "{doc}", "--data-dir", "{file}"], "is not a folder"),
+    # upgrade
+    (["upgrade", "--data-dir", "{missing}"], "no store in"),
+    (["upgrade", "--db", "sqlite:///{file}"], "no spanlink store"),
     # export
     (["export", "-m", "{ckpt}", "--out", "{tmp}/o", "--format", "tflite"], "format"),
     (["export", "-m", "{missing}", "--out", "{tmp}/o"], "no model folder"),
