@@ -654,6 +654,25 @@ class Store:
             found.update(session.scalars(select(Mention.label).distinct()))
         return sorted(found)
 
+    def mention_labels(self, entity_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+        """How many mentions of each entity carry each label (entities without mentions left out).
+
+        >>> store.mention_labels([7])  # doctest: +SKIP
+        {7: {'Politician': 5, 'Artist': 2}}
+        """
+        ids = sorted(set(entity_ids))
+        out: dict[int, dict[str, int]] = {}
+        with self._read() as session:
+            for at in range(0, len(ids), 500):
+                rows = session.execute(
+                    select(Mention.entity_id, Mention.label, func.count())
+                    .where(Mention.entity_id.in_(ids[at : at + 500]))
+                    .group_by(Mention.entity_id, Mention.label)
+                )
+                for entity_id, label, count in rows:
+                    out.setdefault(entity_id, {})[label] = int(count)
+        return out
+
     def entity_vector(self, entity_id: int) -> np.ndarray | None:
         """The entity's normalized centroid, or ``None`` when it has none."""
         with self._read() as session:

@@ -421,6 +421,7 @@ class Linker:
         changed = (touched | set(mention_entities)) - set(result.removed_entity_ids) - {None}
         self._refresh_all(changed)
         self._rename(changed)
+        self._relabel(changed)
         linked = sorted({d.entity_id for d in decisions if d.entity_id is not None})
         return IngestResult(
             document.external_id,
@@ -431,6 +432,31 @@ class Linker:
             list(result.created_entity_ids),
             list(result.removed_entity_ids),
         )
+
+    def _relabel(self, entity_ids: Iterable[int]) -> None:
+        """With a label hierarchy, type each entity by its mentions: the most frequent fine label of
+        its group (the group stays; a tie keeps the current label). Knowledge-base entities keep
+        theirs. Flat label sets: nothing to do (an entity keeps the type it was founded with)."""
+        if not self.label_groups:
+            return
+        ids = [
+            entity_id
+            for entity_id in sorted(set(entity_ids))
+            if entity_id in self.table.entities and self.table.entities[entity_id].external_id is None
+        ]
+        counts = self.store.mention_labels(ids) if ids else {}
+        for entity_id in ids:
+            cached = self.table.entities[entity_id]
+            within = {
+                label: n
+                for label, n in counts.get(entity_id, {}).items()
+                if self.group_of(label) == cached.label_group
+            }
+            if not within or within.get(cached.label, 0) == max(within.values()):
+                continue
+            label = min(within, key=lambda name: (-within[name], name))
+            self.store.upsert_entity(EntityCreate(cached.name, label), entity_id=entity_id)
+            self._refresh(entity_id)
 
     def _rename(self, entity_ids: Iterable[int]) -> None:
         """Give each entity its most representative name (``linking.naming``) after its mentions changed."""
@@ -540,6 +566,7 @@ class Linker:
         self._forget(source_id)
         self._refresh_all([target_id])
         self._rename([target_id])
+        self._relabel([target_id])
         return self.store.get_entity(target_id)
 
     def delete_document(self, external_id: str) -> list[int]:
@@ -561,6 +588,7 @@ class Linker:
             self._forget(entity_id)
         self._refresh_all(touched - set(removed))
         self._rename(touched - set(removed))
+        self._relabel(touched - set(removed))
         return removed
 
     def consolidate(self) -> dict[int, int]:

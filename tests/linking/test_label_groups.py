@@ -109,3 +109,39 @@ def test_groups_come_from_the_model(tmp_path, tiny_fine_checkpoint, tiny_model):
         assert Linker(store, fine).label_groups["Politician"] == "PER"
     with Store.open(tmp_path / "flat.db", dim=tiny_model.hidden_size) as store:
         assert Linker(store, tiny_model).label_groups == {}
+
+
+def test_entity_label_follows_its_mentions_within_its_group(store):
+    names_decide = LinkSettings(vector_weight=0.0, link_threshold=0.9, cross_script_cosine=0.0)
+    linker = Linker(
+        store, settings=names_decide, embedder=SurfaceHashEmbedder(), label_groups=MULTICONER_GROUPS
+    )
+
+    def ingest(key, label):
+        (result,) = linker.ingest([doc(key, f"{NAME} was in the news.", [(NAME, label)])])
+        return result.mentions[0].entity_id
+
+    entity_id = ingest("a", "Artist")
+    assert ingest("b", "Politician") == entity_id
+    assert store.get_entity(entity_id).label == "Artist"  # a tie keeps the label
+    ingest("c", "Politician")
+    assert store.get_entity(entity_id).label == "Politician"  # now the most frequent
+    for key in "def":  # names alone link these; GRP outnumbers PER, but the group stays
+        assert ingest(key, "PublicCorp") == entity_id
+    assert store.get_entity(entity_id).label == "Politician"
+    assert linker.table.entities[entity_id].label == "Politician"
+    linker.delete_document("b")
+    linker.delete_document("c")
+    assert store.get_entity(entity_id).label == "Artist"
+    assert store.mention_labels([entity_id]) == {entity_id: {"Artist": 1, "PublicCorp": 3}}
+
+
+def test_flat_labels_keep_the_founding_type(store):
+    names_decide = LinkSettings(vector_weight=0.0, link_threshold=0.9, cross_script_cosine=0.0)
+    linker = Linker(store, settings=names_decide, embedder=SurfaceHashEmbedder())
+    results = linker.ingest(
+        [doc(k, f"{NAME} spoke.", [(NAME, label)]) for k, label in zip("abc", ["PER", "ORG", "ORG"])]
+    )
+    entity_id = results[0].mentions[0].entity_id
+    assert all(r.mentions[0].entity_id == entity_id for r in results)
+    assert store.get_entity(entity_id).label == "PER"
