@@ -204,7 +204,7 @@ def entities_page(
         label=label or "",
         sort=sort,
         sorts=ENTITY_SORTS,
-        labels=_labels(service, label or ""),
+        labels=_labels(service, label or "", *service.label_groups.values()),  # a group filters too
         paging=_pages(total, ENTITIES_PER_PAGE, page),
     )
 

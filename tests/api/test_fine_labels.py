@@ -90,6 +90,8 @@ def test_stored_mentions_and_entities_carry_groups(fine_client):
     assert (linked[0]["label"], linked[0]["label_group"]) == ("Politician", "PER")
     # An exact name of the same group links (1.0 name + 0.1 type bonus + the cosine term >= 1.1).
     assert (linked[0]["entity"]["id"], linked[0]["entity"]["group"]) == (entity_id, "PER")
+    page = fine_client.get("/entities", params={"label": "PER"}).text  # the web page filters by group too
+    assert NAME in page and '<option value="PER" selected>' in page and "Los Angeles Lakers" not in page
     info = fine_client.get("/-/versions").json()["model"]
     assert info["label_groups"] == GROUP_OF
 
