@@ -88,3 +88,15 @@ def test_fine_model_absent_is_a_clear_error(tmp_path, monkeypatch):
         ner.load("fine")
     with pytest.raises(ner.CheckpointError, match="the fine model is not in this install"):
         ner.load("fine", backend="onnx")
+
+
+def test_onnx_export_keeps_the_hierarchy(fine_model, found, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from ner.onnx_export import export_onnx
+
+    onnx_model = ner.load(export_onnx(fine_model, tmp_path / "onnx"))
+    assert onnx_model.config.label_groups == GROUP_OF
+    again = onnx_model.extract(SENTENCES, strip_spaces=True, labels=["PER"])
+    expected = [[(e.start, e.end, e.label, e.group) for e in row if e.group == "PER"] for row in found]
+    assert [[(e.start, e.end, e.label, e.group) for e in row] for row in again] == expected
