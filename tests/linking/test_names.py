@@ -123,3 +123,25 @@ def test_normalize_name_drops_hyphenated_case_endings_of_acronyms_only():
     assert normalize_name("SAD-om") == "sad"
     assert normalize_name("Jean-Claude") == "jean claude"  # a double name, not an ending
     assert normalize_name("Ko-misja") == "ko misja"  # not capitals before the hyphen
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Multan", "Mulúk"),  # a city and a surname sharing three letters
+        ("Irak", "Iran"),
+        ("Eurostat", "Europy"),  # a 4-letter "ending" after the shared prefix
+        ("Роснефть", "России"),
+        ("Franciszek", "Francie"),  # the Pope and France
+    ],
+)
+def test_a_short_shared_prefix_with_two_endings_is_not_an_inflection(a, b):
+    assert form_similarity(a, b) < MATCH
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("Polska", "Polsce"), ("Rosja", "Rosji"), ("Brno", "Brna"), ("Київ", "Києві"), ("Moskwa", "Moskwie")],
+)
+def test_case_endings_on_a_stem_still_match(a, b):
+    assert form_similarity(a, b) >= MATCH
