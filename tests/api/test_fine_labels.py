@@ -143,3 +143,15 @@ def test_model_fine_on_the_command_line(tiny_fine_checkpoint, monkeypatch):
     assert kept == [e for e in entities if e["group"] == "PER"] and kept
     refused = runner.invoke(app, ["extract", "--model", "fine", "--label", "Person", "x"])
     assert refused.exit_code != 0 and "unknown labels ['Person']" in refused.output
+
+
+def test_serve_model_fine(tiny_fine_checkpoint, monkeypatch, tmp_path):
+    import json
+
+    from api.cli import app
+
+    monkeypatch.setenv("SPANLINK_FINE_MODEL", str(tiny_fine_checkpoint))
+    common = ["serve", "--model", "fine", "--vectors", "span", "--data-dir", str(tmp_path)]
+    result = runner.invoke(app, [*common, "--get", "/-/versions"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["model"]["label_groups"] == GROUP_OF
