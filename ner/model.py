@@ -344,7 +344,7 @@ class SpanModel:
         Raises:
             InputError: `texts` is not one of the accepted shapes, or `labels` names an unknown type.
         """
-        keep = self.expand_labels(labels) if labels is not None else None
+        keep = self.expand_labels(labels) if labels else None  # empty: no filter, as in the service
         job = self.start_extract(
             texts,
             batch_size=batch_size,

@@ -57,6 +57,7 @@ def test_label_filter_understands_groups(fine_model, found, wanted, kept):
         [(e.start, e.end, e.label) for e in row] for row in expected
     ]
     assert any(expected), "the filter keeps something"
+    assert fine_model.extract(SENTENCES, strip_spaces=True, labels=[]) == found  # empty: no filter
     one = fine_model.extract(SENTENCES[0], strip_spaces=True, labels=wanted)
     assert [(e.start, e.end) for e in one] == [(e.start, e.end) for e in expected[0]]
 
