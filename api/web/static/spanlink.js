@@ -125,7 +125,8 @@ function renderHighlights(target, text, mentions) {
     if (m.start > at) parts.push(document.createTextNode(chars.slice(at, m.start).join("")));
     const tipId = `tip-${i}`;
     const link = m.entity ? `links to ${m.entity.name} (${m.entity.label}, entity ${m.entity.id}) · link score ${m.link_score.toFixed(2)}` : "links to no stored entity: it would found a new one";
-    const tip = el("span", { class: "tip", role: "tooltip", id: tipId, text: `${m.label} · score ${m.score.toFixed(2)} · ${link}` });
+    const type = m.label_group && m.label_group !== m.label ? `${m.label} (${m.label_group})` : m.label;  // fine type (its group)
+    const tip = el("span", { class: "tip", role: "tooltip", id: tipId, text: `${type} · score ${m.score.toFixed(2)} · ${link}` });
     const span = el("mark", { class: "ent", tabindex: "0", "data-label": m.label, "data-start": String(m.start), "data-end": String(m.end), "aria-describedby": tipId, style: `--c: ${labelColour(m.label)}` },
       chars.slice(m.start, m.end).join(""), el("span", { class: "ent-label", "aria-hidden": "true", text: m.label }), tip);
     if (m.entity) span.dataset.entityId = String(m.entity.id);
