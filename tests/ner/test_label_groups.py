@@ -101,3 +101,18 @@ def test_onnx_export_keeps_the_hierarchy(fine_model, found, tmp_path):
     again = onnx_model.extract(SENTENCES, strip_spaces=True, labels=["PER"])
     expected = [[(e.start, e.end, e.label, e.group) for e in row if e.group == "PER"] for row in found]
     assert [[(e.start, e.end, e.label, e.group) for e in row] for row in again] == expected
+
+
+def test_a_delta_folder_keeps_the_hierarchy(tiny_checkpoint, tmp_path, monkeypatch):
+    """How data/fine-model ships: `export_delta` of a model whose config has the hierarchy."""
+    from ner.building import new_span_model
+    from ner.default_model import export_delta, load_delta
+
+    base = tiny_checkpoint.parent / "encoder"
+    model = new_span_model(base, sorted(GROUP_OF), seed=3)
+    model.config.label_groups = dict(GROUP_OF)
+    folder = export_delta(model, tmp_path / "fine-model", "tiny", "0" * 64)
+    again = load_delta(folder, base_folder=base)
+    assert again.config.label_groups == GROUP_OF and sorted(again.groups) == ["GRP", "LOC", "PER"]
+    entities = [e for row in again.extract(SENTENCES, strip_spaces=True) for e in row]
+    assert entities and all(e.group == GROUP_OF[e.label] for e in entities)
