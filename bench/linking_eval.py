@@ -181,6 +181,8 @@ def summary(report: dict) -> dict:
         "muc_f1": report["overall"]["muc"]["f1"],
         "pairwise_f1": report["overall"]["pairwise"]["f1"],
         "cross_b3_f1": report["cross_language"]["b3"]["f1"],
+        "cross_b3": report["cross_language"]["b3"],
+        "per_language_b3_f1": {lang: r["b3"]["f1"] for lang, r in report["per_language"].items()},
         **{
             f"{view}_b3_f1": report[view]["b3"]["f1"]
             for view in ("topic_scoped", "global_ids")

@@ -72,3 +72,25 @@ def test_ambiguous_surname_goes_to_the_best_match():
     groups = group_mentions(text, mentions)
     assert [0] in groups or [0, 2] in groups
     assert len(groups) == 2 and sorted(i for g in groups for i in g) == [0, 1, 2]
+
+
+def test_an_organisation_named_after_another_stays_apart_in_a_document():
+    # "The Court of the EU" and "the EU"; "the Committee of Ministers of the Council of Europe" and
+    # "the Council of Europe": the shorter name is what the longer one is *of* (names.py).
+    text = "Суд ЄС вирішив, що ЄС має діяти. Комітет Міністрів Ради Європи та Рада Європи."
+    mentions = spans(
+        text,
+        [("Суд ЄС", "ORG"), ("ЄС", "ORG"), ("Комітет Міністрів Ради Європи", "ORG"), ("Рада Європи", "ORG")],
+    )
+    assert group_mentions(text, mentions) == [[0], [1], [2], [3]]
+
+
+def test_croatian_acronym_case_endings_join_the_acronym():
+    text = "EU je odlučila. Prema odluci EU-a i SAD-a, SAD i EU surađuju."
+    mentions = spans(text, [("EU", "ORG"), ("EU-a", "ORG"), ("SAD-a", "LOC"), ("SAD", "LOC"), ("EU", "ORG")])
+    assert group_mentions(text, mentions) == [[0, 1, 4], [2, 3]]
+
+
+def test_a_head_noun_alone_still_joins_its_adjective_name():
+    text = "Evropská komise rozhodla. Komise to potvrdila."
+    assert group_mentions(text, spans(text, [("Evropská komise", "ORG"), ("Komise", "ORG")])) == [[0, 1]]
