@@ -52,6 +52,10 @@ STATIC_FACETS: dict[tuple[str, ...], dict[str, Any]] = {
     ("SplitRequest", "name", "anyOf", "0"): {"pattern": NAME_PATTERN},
     ("EntityUpdate", "name", "anyOf", "0"): {"pattern": NAME_PATTERN},
     ("MentionCreate", "end"): {"minimum": 1},  # start >= 0 and start < end
+    ("KnownEntityCreate", "external_id"): {"pattern": KEY_PATTERN},
+    ("KnownEntityCreate", "name"): {"pattern": NAME_PATTERN},
+    ("KnownEntityCreate", "aliases", "items"): {"pattern": NAME_PATTERN},
+    ("KnownEntityCreate", "description", "anyOf", "0"): {"pattern": "^[^\\x00]*$"},
 }
 """Constraints the request models enforce in validators (whose messages say more than a pattern's
 would) stated in the document: ``(schema, property, path inside it...) -> keywords``. The patterns
@@ -247,14 +251,15 @@ def state_constraints(schemas: dict[str, Any], service: Any = None) -> None:
         schemas["SimilarRequest"].update(SIMILAR_QUERY)
     if "EntityUpdate" in schemas:
         schemas["EntityUpdate"].update(ENTITY_UPDATE)
-    if "DocumentCreate" in schemas:
-        schemas["MetadataValue"] = METADATA_VALUE
-        schemas["DocumentCreate"]["properties"]["metadata"].update(
-            {
-                "propertyNames": {"pattern": NO_NUL},
-                "additionalProperties": {"$ref": "#/components/schemas/MetadataValue"},
-            }
-        )
+    for name in ("DocumentCreate", "KnownEntityCreate"):
+        if name in schemas:
+            schemas["MetadataValue"] = METADATA_VALUE
+            schemas[name]["properties"]["metadata"].update(
+                {
+                    "propertyNames": {"pattern": NO_NUL},
+                    "additionalProperties": {"$ref": "#/components/schemas/MetadataValue"},
+                }
+            )
 
 
 BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")

@@ -447,8 +447,16 @@ class Service:
         """Merge ``other_id`` into ``target_id``; returns the merged entity."""
         if target_id == other_id:
             raise ServiceError(422, f"cannot merge entity {target_id} into itself")
+        from index import InvalidInput
+
         with self.write_lock, _linking_errors():
-            return self.linker.merge(target_id, other_id)
+            try:
+                return self.linker.merge(target_id, other_id)
+            except InvalidInput as exc:
+                if "source_external_id" not in exc.context:
+                    raise
+                # Two knowledge-base entries: a well-formed request the entities' state refuses.
+                raise ServiceError(409, exc.message, exc.context) from exc
 
     def consolidate(self) -> dict[int, int]:
         """Merge the entities that are one (``Linker.consolidate``); merged-away id -> surviving id."""

@@ -189,9 +189,17 @@ def consolidate_entities(service: ServiceDep) -> ConsolidateResult:
     return ConsolidateResult(merged=[MergedEntity(id=k, into=v) for k, v in sorted(merged.items())])
 
 
-@router.post("/{entity_id:int}/merge", response_model=EntityPublic, dependencies=[WriteAccess, JsonBody])
+@router.post(
+    "/{entity_id:int}/merge",
+    response_model=EntityPublic,
+    dependencies=[WriteAccess, JsonBody],
+    responses={409: {"model": ErrorPublic, "description": "Both entities come from the knowledge base."}},
+)
 def merge_entity(entity: EntityDep, body: MergeRequest, service: ServiceDep) -> EntityPublic:
-    """Merge entity ``other`` into this one: its mentions, aliases and vector follow; it disappears."""
+    """Merge entity ``other`` into this one: its mentions, aliases and vector follow; it disappears.
+
+    409 when both come from the knowledge base (two KB entries stay two entities).
+    """
     return entity_public(service.merge(entity.id, body.other), service.label_groups)
 
 
