@@ -110,7 +110,8 @@ def search_entities(
     """
     if external_id is not None:
         found = service.entity_by_external_id(external_id)
-        return EntitiesPublic(data=[entity_public(found)] if found else [], count=int(bool(found)), next=None)
+        data = [entity_public(found, service.label_groups)] if found else []
+        return EntitiesPublic(data=data, count=len(data), next=None)
     if q is not None and sort != "mentions":
         raise ServiceError(422, f"a search (q) is ordered by mentions; sort={sort!r} lists without q")
     labels = label or None
@@ -274,7 +275,10 @@ def import_entities(body: EntitiesImport, service: ServiceDep, settings: Setting
     ]
     stored = service.import_entities(items)
     return EntitiesImported(
-        data=[EntityImported(created=created, entity=entity_public(entity)) for entity, created in stored],
+        data=[
+            EntityImported(created=created, entity=entity_public(entity, service.label_groups))
+            for entity, created in stored
+        ],
         count=len(stored),
         created=sum(created for _, created in stored),
     )

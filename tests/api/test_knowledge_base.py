@@ -86,7 +86,9 @@ def test_import_is_idempotent_and_mentions_link_to_kb_entities(kb_client):
     assert updated["entity"]["description"] is None  # the KB said nothing this time
 
     found = client.get("/v1/entities", params={"external_id": "Q649"}).json()
-    assert found["count"] == 1 and found["data"][0]["id"] == ids["Q649"]
+    assert (
+        found["count"] == 1 and found["data"][0]["id"] == ids["Q649"] and found["data"][0]["group"] == "LOC"
+    )
     assert client.get("/v1/entities", params={"external_id": "Q0"}).json() == {
         "data": [],
         "count": 0,
