@@ -142,6 +142,9 @@ def rebuild(engine: Engine, kind: str, dim: int, factory: str, generation: int, 
     """Build the ``kind`` index from the database in bulk."""
     started = time.perf_counter()
     ids, vectors = read_vectors(engine, kind, dim)
+    if kind == "entities":  # centroids are stored unnormalized (exact means); FAISS holds unit rows
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        np.divide(vectors, norms, out=vectors, where=norms > 0)
     index = VectorIndex.build(dim, factory, ids, vectors, **params)
     index.generation = generation
     logger.info(
