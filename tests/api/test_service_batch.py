@@ -75,7 +75,7 @@ def test_a_write_that_fails_mid_batch_rolls_back_the_earlier_documents(client, m
     real = linker.ingest_one
     calls = []
 
-    def flaky(document):
+    def flaky(document, **options):
         calls.append(document.external_id)
         if len(calls) == 3:  # after two documents were written in this batch
             raise (
@@ -83,7 +83,7 @@ def test_a_write_that_fails_mid_batch_rolls_back_the_earlier_documents(client, m
                 if failure == "store refuses"
                 else RuntimeError("boom")
             )
-        return real(document)
+        return real(document, **options)
 
     monkeypatch.setattr(linker, "ingest_one", flaky)
     batch = [
@@ -150,11 +150,11 @@ def test_any_batch_is_stored_whole_or_leaves_everything_as_it_was(client, batch)
     real = service.linker.ingest_one
     calls = []
 
-    def refuse_one(document):
+    def refuse_one(document, **options):
         calls.append(document.external_id)
         if len(calls) - 1 == fail_at:
             raise InvalidInput("injected refusal")
-        return real(document)
+        return real(document, **options)
 
     before = state(client)
     service.linker.ingest_one = refuse_one
