@@ -1,4 +1,4 @@
-"""``/v1/entities``: read, search, similarity, merge, split and consolidate."""
+"""``/v1/entities``: knowledge-base import, read, search, similarity, merge, split and consolidate."""
 
 from __future__ import annotations
 
