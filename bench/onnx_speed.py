@@ -11,8 +11,9 @@ Parts, each side in its own process (so peak and resident memory are its own):
 * ``default``: the embedded default model: torch float32 / bfloat16, ORT float32 / int8
   (`spanlink export` and `spanlink export --quantize int8`), sentences/s, agreement with torch
   float32, resident memory after loading and peak memory.
-* ``f1``: CoNLL test F1 per language (en, de, es, nl) of the default model, ORT int8 against ORT
-  float32 (= torch float32 output), on `--f1-limit` sentences per file spread over it (0 = all).
+* ``f1``: CoNLL test F1 and sentences/s per language (en, de, es, nl) of the default model for each
+  of `--f1-modes` (ORT float32 / int8, torch float32 / bfloat16), on `--f1-limit` sentences per
+  file spread evenly over it (0 = all).
 
 Exports are written to a temporary folder first and not timed. Prints JSON.
 """
@@ -70,15 +71,17 @@ def side_extract(model: str, backend: str, dtype: str, texts: list[str]) -> dict
         "resident_after_load_mb": loaded_mb,
         "resident_after_run_mb": resident_mb(),
         "peak_rss_mb": peak_rss_mb(),
+        "load_average_at_end": os.getloadavg(),
     }
 
 
-def side_f1(model: str, limit: int, data: Path) -> dict:
+def side_f1(model: str, backend: str, dtype: str, limit: int, data: Path) -> dict:
     import ner
     from ner.corpora import read_corpus
     from ner.scoring import score_model
 
-    loaded = ner.load(model)
+    loaded = ner.load(None if model == "default" else model, backend=backend, dtype=dtype)
+    loaded.extract(["Angela Merkel met Emmanuel Macron in Paris."] * 4)  # warm-up, not timed
     out = {}
     for lang in CONLL:
         sentences = read_corpus(data / "conll" / lang / "test.conllu")
@@ -91,6 +94,7 @@ def side_f1(model: str, limit: int, data: Path) -> dict:
             "sentences": run.sentences,
             "sents_per_s": run.sentences_per_second,
         }
+    out["load_average_at_end"] = os.getloadavg()
     return out
 
 
@@ -146,6 +150,7 @@ def time_modes(modes: list[tuple[str, str, str, str]], texts_file: Path, n: int)
             "resident_after_load_mb": round(run["resident_after_load_mb"]),
             "resident_after_run_mb": round(run["resident_after_run_mb"]),
             "peak_rss_mb": round(run["peak_rss_mb"]),
+            "load_average_at_end": [round(x, 2) for x in run["load_average_at_end"]],
             "rows": run["rows"],
         }
     return report
@@ -168,6 +173,11 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=200)
     parser.add_argument("--parts", default="random,default,f1")
     parser.add_argument("--f1-limit", type=int, default=300, help="sentences per CoNLL test file (0 = all)")
+    parser.add_argument(
+        "--f1-modes",
+        default="onnx_float32,onnx_int8,torch_float32,torch_bfloat16",
+        help="which of onnx_float32, onnx_int8, torch_float32, torch_bfloat16 the f1 part scores",
+    )
     parser.add_argument("--reference-python", default=str(ROOT / ".venv-ref" / "bin" / "python"))
     parser.add_argument("--out", type=Path)
     parser.add_argument("--side", help=argparse.SUPPRESS)
@@ -182,7 +192,7 @@ def main() -> None:
         print(json.dumps(side_extract(args.model, args.backend, args.dtype, texts)))
         return
     if args.side == "f1":
-        print(json.dumps(side_f1(args.model, args.f1_limit, args.data)))
+        print(json.dumps(side_f1(args.model, args.backend, args.dtype, args.f1_limit, args.data)))
         return
 
     import ner
@@ -276,13 +286,28 @@ def main() -> None:
                 run["speedup_vs_torch_float32"] = round(run["sents_per_s"] / base, 2)
             report["default"] = modes
         if "f1" in parts:
-            f1 = {
-                p: run_side(
-                    ["--side", "f1", "--model", d, "--f1-limit", str(args.f1_limit), "--data", str(args.data)]
-                )
-                for p, d in (("onnx_float32", fp32_dir), ("onnx_int8", int8_dir))
+            known = {
+                "onnx_float32": (fp32_dir, "onnx", "float32"),
+                "onnx_int8": (int8_dir, "onnx", "int8"),
+                "torch_float32": ("default", "torch", "float32"),
+                "torch_bfloat16": ("default", "torch", "bfloat16"),
             }
-            f1["average"] = {p: sum(v["f1"] for v in f1[p].values()) / len(CONLL) for p in list(f1)}
+            f1 = {}
+            for label in args.f1_modes.split(","):
+                model, backend, dtype = known[label]
+                f1[label] = run_side(
+                    [
+                        *("--side", "f1", "--model", model, "--backend", backend, "--dtype", dtype),
+                        *("--f1-limit", str(args.f1_limit), "--data", str(args.data)),
+                    ]
+                )
+            f1["average"] = {p: sum(f1[p][lang]["f1"] for lang in CONLL) / len(CONLL) for p in list(f1)}
+            f1["sents_per_s_all_files"] = {
+                p: sum(f1[p][lang]["sentences"] for lang in CONLL)
+                / sum(f1[p][lang]["sentences"] / f1[p][lang]["sents_per_s"] for lang in CONLL)
+                for p in f1
+                if p != "average"
+            }
             f1["sentences_per_file"] = args.f1_limit or "all"
             report["conll_test_f1"] = f1
     text = json.dumps(report, indent=2)
