@@ -157,6 +157,18 @@ def test_bad_input_gets_a_4xx_and_writes_nothing(client, entities, status, messa
     assert entity_count(client) == 0  # not even the good one
 
 
+def test_two_kb_entities_are_not_merged(client):
+    items = [
+        {"external_id": "Q90", "name": "Paris", "label": "LOC"},
+        {"external_id": "Q830149", "name": "Paris", "label": "LOC", "description": "Paris, Texas"},
+    ]
+    imported = client.post("/v1/entities", json={"entities": items}, headers=AUTH).json()["data"]
+    first, second = (item["entity"]["id"] for item in imported)
+    response = client.post(f"/v1/entities/{first}/merge", json={"other": second}, headers=AUTH)
+    assert response.status_code == 409 and "knowledge base" in response.json()["error"]["message"]
+    assert entity_count(client) == 2
+
+
 def test_import_needs_the_api_key(client):
     body = {"entities": [{"external_id": "Q90", "name": "Paris", "label": "LOC"}]}
     assert client.post("/v1/entities", json=body).status_code == 401
