@@ -24,6 +24,7 @@ _NON_WORD = re.compile(r"[^0-9a-z ]+")
 _SPACES = re.compile(r"\s+")
 _INITIAL_DOT = re.compile(r"(?<=\w)\.(?=\w{2,})")  # a dot glued to the next word; "U.S." keeps its dots
 _VOWELS = re.compile(r"[aeiouy]")
+_WORD_SPLIT = re.compile(r"[\s\-–—/]+")
 _HARD_C = re.compile(r"c(?=[aoulr])")  # "Macron", "Cameron", "Clinton": a Latin c read as k (Макрон)
 _SKELETON_FOLD = (
     ("dzh", "j"),  # Russian/Bulgarian "Дж" for English "J": Джонсон -> dzhonson ~ johnson
@@ -314,14 +315,29 @@ def names_something_else(
     On the BSNLP tuning topics, distinct in-document pairs of these kinds were wrong 54 of 59 times
     (acronyms) and 94 of 120 times (complements) at the coreference threshold.
     """
-    if len(short) == 1 and is_acronym(short_surface) and not long_surface.isupper():
-        word = _ACRONYM_ENDING.sub(_drop_acronym_ending, unicodedata.normalize("NFKC", short_surface))
-        letters = "".join(c for c in word if c.isalpha())
-        if re.search(rf"(?<!\w){re.escape(letters)}(?!\w)", unicodedata.normalize("NFKC", long_surface)):
-            return True
+    if len(short) == 1 and _acronym_word_of(short_surface, short[0], long_surface):
+        return True
     first = min(used) if used else 0
     lead = sum(1 for t in long_[:first] if t not in STOP_TOKENS)
     return lead >= 2 or (lead >= 1 and len(short) >= 2)
+
+
+def _acronym_word_of(short_surface: str, token: str, long_surface: str) -> bool:
+    """Whether the one-word name ``short_surface`` (normalized ``token``) is an acronym written as a
+    word of ``long_surface``. Entity aliases are stored casefolded ("bbc news"), so case tells only
+    on one side: an acronym against a lower-case alias counts, and so does a lower-case alias
+    against a longer name that writes the word in capitals. "TRUMP" in "Donald Trump" does not (the
+    word is not in capitals there), nor anything inside an all-capitals headline."""
+    if long_surface.isupper():
+        return False
+    words = [w for w in _WORD_SPLIT.split(unicodedata.normalize("NFKC", long_surface)) if w]
+    hits = [w for w in words if normalize_name(w) == token]
+    if not hits:
+        return False
+    written_as_acronym = any(is_acronym(w) for w in hits)
+    if is_acronym(short_surface):
+        return written_as_acronym or long_surface == long_surface.lower()
+    return short_surface == short_surface.lower() and written_as_acronym
 
 
 def name_keys(surface: str) -> set[str]:

@@ -223,3 +223,27 @@ def test_place_name_prefers_the_shortest_frequent_form(linker):
     results = linker.ingest(docs)
     (entity,) = {r.mentions[0].entity_id for r in results}
     assert linker.store.get_entity(entity).name == "Kraków"
+
+
+def test_organisations_named_after_another_found_their_own_entities_across_documents():
+    # Error analysis on the BSNLP tuning topics (names.names_something_else): "Суд ЄС" had joined
+    # the EU, "BBC News" the BBC, "Комитет Министров Совета Европы" the Council of Europe.
+    from linking.core import GroupView, link_embeddings
+
+    docs = [
+        [(GroupView(["ЄС"], "ORG"), None), (GroupView(["BBC"], "ORG"), None)],
+        [(GroupView(["Рада Європи"], "ORG"), None), (GroupView(["Multan"], "LOC"), None)],
+        [(GroupView(["Суд ЄС"], "ORG"), None), (GroupView(["BBC News"], "ORG"), None)],
+        [(GroupView(["Комітет Міністрів Ради Європи"], "ORG"), None), (GroupView(["Mulúk"], "PER"), None)],
+        [
+            (GroupView(["EU-a"], "ORG"), None),
+            (GroupView(["ЄС-у"], "ORG"), None),
+            (GroupView(["Раді Європи"], "ORG"), None),
+        ],
+    ]
+    ids = link_embeddings(docs, NAMES_ONLY)
+    (eu, bbc), (council, multan), (court, news), (committee, muluk), (eu_hr, eu_uk, council_uk) = ids
+    assert len({eu, bbc, council, multan, court, news, committee, muluk}) == 8
+    assert eu_uk == eu  # a case ending after a hyphen
+    assert council_uk == council  # the same name in another case
+    assert eu_hr not in {court, news}

@@ -145,3 +145,10 @@ def test_a_short_shared_prefix_with_two_endings_is_not_an_inflection(a, b):
 )
 def test_case_endings_on_a_stem_still_match(a, b):
     assert form_similarity(a, b) >= MATCH
+
+
+def test_an_acronym_inside_a_longer_name_is_found_against_casefolded_aliases_too():
+    # Entity aliases are stored casefolded ("bbc news"), so case is known on one side only.
+    assert form_similarity("BBC", "bbc news") < MATCH
+    assert form_similarity("єс", "Суд ЄС") < MATCH
+    assert form_similarity("TRUMP", "Donald Trump") >= MATCH  # not written as an acronym there
