@@ -29,7 +29,16 @@ from api import browsing
 from api.batching import BatcherClosed, MicroBatcher
 from api.errors import ServiceError
 from api.settings import ServiceSettings
-from index import DocumentPublic, EntityHit, EntityPublic, MentionHit, NotFound, Store, StoreStats
+from index import (
+    DocumentPublic,
+    EntityHit,
+    EntityPublic,
+    MentionHit,
+    NotFound,
+    Store,
+    StoreSettings,
+    StoreStats,
+)
 from index.browse import DocumentSummary, MentionContext
 
 
@@ -632,8 +641,14 @@ def open_store(settings: ServiceSettings, dim: int | None = None, *, owner: bool
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     vector_dir = settings.data_dir if settings.db_url else None
+    store_settings = StoreSettings(ef_search=settings.ef_search) if settings.ef_search else None
     return Store.open(
-        settings.store_target(), dim=dim, factory=settings.factory, vector_dir=vector_dir, owner=owner
+        settings.store_target(),
+        dim=dim,
+        factory=settings.factory,
+        vector_dir=vector_dir,
+        owner=owner,
+        settings=store_settings,
     )
 
 
