@@ -152,3 +152,10 @@ def test_an_acronym_inside_a_longer_name_is_found_against_casefolded_aliases_too
     assert form_similarity("BBC", "bbc news") < MATCH
     assert form_similarity("єс", "Суд ЄС") < MATCH
     assert form_similarity("TRUMP", "Donald Trump") >= MATCH  # not written as an acronym there
+
+
+def test_a_short_head_of_a_long_title_is_not_the_title():
+    long_ = "Європейська комісія з питань ефективності правосуддя Ради Європи"  # CEPEJ
+    assert form_similarity("Європейська комісія", long_) < MATCH
+    assert form_similarity("Komisja", "Komisja Weneckiej Rady Europy") < MATCH
+    assert form_similarity("Sąd Najwyższy", "Sąd Najwyższy w Lahaur") >= MATCH  # two of three words
