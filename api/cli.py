@@ -231,6 +231,11 @@ BackendOption = Annotated[
 ]
 
 
+ModelOption = Annotated[
+    str | None, typer.Option("--model", "-m", help="NER model (default: the embedded model).")
+]
+
+
 def check_backend(backend: str | None) -> None:
     """Refuse an unknown --backend before any model loads."""
     if backend not in (None, "torch", "onnx"):

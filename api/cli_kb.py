@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli import BackendOption, app, fail, load_model, validation_message
+from api.cli import BackendOption, ModelOption, app, fail, load_model, validation_message
 from api.cli_serve import DataDirOption, DbOption, build_settings, require_store
 
 
@@ -95,9 +95,7 @@ def knowledge_base(
     path: Annotated[Path, typer.Argument(help="JSON lines: one entity per line (see POST /v1/entities).")],
     data_dir: DataDirOption = None,
     db: DbOption = None,
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", help="NER model (default: the embedded model).")
-    ] = None,
+    model: ModelOption = None,
     vectors: Annotated[
         str | None,
         typer.Option("--vectors", help="Mention vector kind of the store: surface (default), span or mix."),

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli import BackendOption, app, fail, finite, load_model
+from api.cli import BackendOption, ModelOption, app, fail, finite, load_model
 from api.cli_serve import DataDirOption, DbOption, build_settings
 
 LABELS = ["EVT", "LOC", "ORG", "PER", "PRO"]
@@ -73,9 +73,7 @@ def ingest(
     ],
     data_dir: DataDirOption = None,
     db: DbOption = None,
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", help="NER model (default: the embedded model).")
-    ] = None,
+    model: ModelOption = None,
     vectors: Annotated[
         str | None,
         typer.Option(

@@ -31,11 +31,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from onnx_fp16 import sentences_per_second  # bench/ is on sys.path when a bench script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -167,12 +167,6 @@ def resident_after_load_mb(folder: Path) -> float:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     return float(proc.stdout.strip().splitlines()[-1])
-
-
-def sentences_per_second(model, texts: list[str]) -> float:  # noqa: ANN001 - ner.SpanModel
-    start = time.perf_counter()
-    model.extract(texts, strip_spaces=True)
-    return len(texts) / (time.perf_counter() - start)
 
 
 def main() -> None:
