@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from api.cli import app
 from tests.api.conftest import AUTH, ingest_spans
+from tests.index.schema_v1 import make_version_1
 from tests.linking.kb_fixture import knowledge_base, real
 from tests.postgres import BACKENDS
 
@@ -274,7 +275,6 @@ def test_cli_kb_import_errors_name_the_line_and_write_nothing(tmp_path, tiny_che
 
 def test_upgrade_brings_a_version_1_store_up_and_open_refuses_it_before(tmp_path):
     import numpy as np
-    from sqlalchemy import create_engine, text
 
     from index import DocumentCreate, MentionCreate, NewEntity, SchemaMismatch, Store
 
@@ -283,14 +283,7 @@ def test_upgrade_brings_a_version_1_store_up_and_open_refuses_it_before(tmp_path
     with Store.open(path, dim=4) as store:
         mention = MentionCreate(0, 5, "LOC", np.ones(4), new_entity=NewEntity("Paris", "LOC"))
         store.add_document(DocumentCreate("d1", "Paris.", [mention]))
-    engine = create_engine(f"sqlite:///{path}")
-    with engine.begin() as conn:  # what a version-1 store looks like: none of the KB columns
-        conn.execute(text("DROP INDEX ix_entities_external_id"))
-        for column in ("external_id", "description", "metadata", "kb_vector"):
-            conn.execute(text(f"ALTER TABLE entities DROP COLUMN {column}"))
-        conn.execute(text("ALTER TABLE aliases DROP COLUMN kb"))
-        conn.execute(text("UPDATE spanlink_meta SET value = '1' WHERE key = 'schema_version'"))
-    engine.dispose()
+    make_version_1(f"sqlite:///{path}")  # what a version-1 store looks like: none of the KB columns
     with pytest.raises(SchemaMismatch, match="spanlink upgrade"):
         Store.open(path)
     result = invoke(["upgrade", "--data-dir", str(path.parent)])

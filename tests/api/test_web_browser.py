@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.api.conftest import API_KEY, AUTH, REPO, free_port, wait_until_serving
+from tests.api.conftest import API_KEY, AUTH, REPO, free_port, ingest_spans, wait_until_serving
 
 CHROMIUM = os.environ.get("SPANLINK_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -98,15 +98,8 @@ def tab(browser) -> Iterator[Tab]:
 
 
 def _ingest(url: str, doc_id: str, text: str, spans: list[tuple[str, str]], **extra) -> dict:
-    mentions, at = [], 0
-    for name, label in spans:
-        start = text.index(name, at)
-        mentions.append({"start": start, "end": start + len(name), "label": label})
-        at = start + len(name)
-    body = {"documents": [{"id": doc_id, "text": text, "mentions": mentions, **extra}]}
-    response = httpx.post(f"{url}/v1/documents", json=body, headers=AUTH, timeout=60)
-    assert response.status_code == 200, response.text
-    return response.json()["documents"][0]
+    with httpx.Client(base_url=url, timeout=60) as client:
+        return ingest_spans(client, doc_id, text, spans, **extra)
 
 
 def test_try_it_highlights_the_spans_at_their_offsets_and_ingests(tab, live_server):

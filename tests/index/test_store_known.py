@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import DIM, assert_consistent, unit
-from sqlalchemy import create_engine, text
 
 from index import (
     DocumentCreate,
@@ -19,6 +18,7 @@ from index import (
     SchemaMismatch,
     Store,
 )
+from tests.index.schema_v1 import make_version_1
 from tests.postgres import BACKENDS
 
 
@@ -156,18 +156,6 @@ def test_migrate_carries_the_kb_columns(tmp_path, pg_url, rng):
             store.import_entities([KnownEntity("Q649", "Moscow", "LOC"), KnownEntity("Q649", "x", "LOC")])
 
 
-def _make_version_1(url: str) -> None:
-    """Strip a fresh store down to what schema version 1 had (no KB columns)."""
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP INDEX ix_entities_external_id"))
-        for column in ("external_id", "description", "metadata", "kb_vector"):
-            conn.execute(text(f"ALTER TABLE entities DROP COLUMN {column}"))
-        conn.execute(text("ALTER TABLE aliases DROP COLUMN kb"))
-        conn.execute(text("UPDATE spanlink_meta SET value = '1' WHERE key = 'schema_version'"))
-    engine.dispose()
-
-
 def test_upgrade_from_version_1_in_place(store_factory, backend, rng):
     from index.upgrade import upgrade
 
@@ -178,7 +166,7 @@ def test_upgrade_from_version_1_in_place(store_factory, backend, rng):
     url = store.engine.url.render_as_string(hide_password=False)
     target = url if backend == "postgres" else store.engine.url.database
     store.close()
-    _make_version_1(url)
+    make_version_1(url)
     with pytest.raises(SchemaMismatch, match="spanlink upgrade"):
         Store.open(target)
     report = upgrade(target)

@@ -10,21 +10,13 @@ from __future__ import annotations
 import pytest
 
 from index import Store
-from linking.coref import MentionSpan, group_mentions
+from linking.coref import group_mentions
 from linking.linker import DocumentIn, Linker, MentionIn
 from linking.names import form_similarity, script_of
 from linking.naming import representative_alias
 from linking.settings import LinkSettings
+from tests.linking.test_coref import spans
 from tests.linking.test_linker import NAMES_ONLY, SurfaceHashEmbedder
-
-
-def spans(text: str, items: list[tuple[str, str]]) -> list[MentionSpan]:
-    out, pos = [], 0
-    for surface, label in items:
-        start = text.index(surface, pos)
-        out.append(MentionSpan(start, start + len(surface), label, surface))
-        pos = start + len(surface)
-    return out
 
 
 def mentions(text: str, items: list[tuple[str, str]]) -> list[MentionIn]:
