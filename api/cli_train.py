@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -291,13 +292,14 @@ def train(
             scheme_of_file = CoarseLabels.build(model.config.label_groups, label2id, marked)
         except ValueError as exc:
             raise fail(f"{path}: {exc} (rename them with --coarse-map)") from None
-        for _ in range(coarse_files.count(path)):
-            more, more_stats = prepare(
-                coarse_sets[path], model.tokenizer, label2id, eml, model.max_tokens, scheme_of_file
-            )
-            examples += more
-            for name in ("sentences", "entities", "too_long", "misaligned", "truncated"):
-                setattr(stats, name, getattr(stats, name) + getattr(more_stats, name))
+        # A file named twice is tokenized once and its examples used twice (as --train oversamples).
+        more, more_stats = prepare(
+            coarse_sets[path], model.tokenizer, label2id, eml, model.max_tokens, scheme_of_file
+        )
+        times = coarse_files.count(path)
+        examples += more * times
+        for field in dataclasses.fields(stats):
+            setattr(stats, field.name, getattr(stats, field.name) + times * getattr(more_stats, field.name))
     typer.echo(
         f"{stats.sentences} sentences, {stats.entities} entities; not trainable: "
         f"{stats.too_long} longer than {eml} words, "
