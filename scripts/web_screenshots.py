@@ -14,13 +14,14 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+from serving import wait_until_serving  # noqa: E402 - the benches' start-up wait, found via the path above
 
 NEWS = [
     (
@@ -91,16 +92,7 @@ def main() -> None:
     server = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 900
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit((data / "server.log").read_text()[-3000:])
-            time.sleep(1)
+        wait_until_serving(server, url, data / "server.log", timeout=900)
         documents = [
             {"id": key, "text": text, "language": lang, "metadata": {"source": "hand-written demo"}}
             for key, lang, text in NEWS
