@@ -157,6 +157,10 @@ def tables(result: dict) -> str:
             f"| **average, {name.replace('_', '-')}** | | {_pct(row['fine_micro_f1'])} | "
             f"**{_pct(row['fine_macro_f1'])}** | **{_pct(row['group_micro_f1'])}** |"
         )
+    lines += ["", "| type (group) | F1, trained languages | F1, zero-shot |", "|---|---|---|"]
+    trained, zero = mc["average_trained"]["per_label_f1"], mc["average_zero_shot"]["per_label_f1"]
+    for label, group in MULTICONER_GROUPS.items():
+        lines.append(f"| {label} ({group}) | {_pct(trained.get(label, 0.0))} | {_pct(zero.get(label, 0.0))} |")
     if "conll" in result:
         lines += [
             "",
