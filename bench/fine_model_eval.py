@@ -160,7 +160,8 @@ def tables(result: dict) -> str:
     lines += ["", "| type (group) | F1, trained languages | F1, zero-shot |", "|---|---|---|"]
     trained, zero = mc["average_trained"]["per_label_f1"], mc["average_zero_shot"]["per_label_f1"]
     for label, group in MULTICONER_GROUPS.items():
-        lines.append(f"| {label} ({group}) | {_pct(trained.get(label, 0.0))} | {_pct(zero.get(label, 0.0))} |")
+        scores = f"{_pct(trained.get(label, 0.0))} | {_pct(zero.get(label, 0.0))}"
+        lines.append(f"| {label} ({group}) | {scores} |")
     if "conll" in result:
         lines += [
             "",
