@@ -59,6 +59,14 @@ def migrate(
         typer.Option("--to", help="An empty database: postgresql+psycopg://user@host/db (or sqlite:///...)."),
     ],
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    hnsw_m: Annotated[
+        int,
+        typer.Option(
+            min=2,
+            max=100,
+            help="pgvector HNSW m of a PostgreSQL target's indexes: 32 for a million vectors and more.",
+        ),
+    ] = 16,
 ) -> None:
     """Copy a whole store (documents, mentions, entities, aliases, vectors; ids kept) into an empty
     database and verify it by row counts and per-table SHA-256 checksums. One JSON report; exit 1 if
@@ -70,7 +78,7 @@ def migrate(
     from tqdm.auto import tqdm
 
     from api.cli_serve import _sqlite_file
-    from index import StoreError
+    from index import StoreError, StoreSettings
     from index.migrate import migrate as copy_store
 
     for option, url in (("--from", source), ("--to", target)):
@@ -91,7 +99,7 @@ def migrate(
         bars[0].update(rows)
 
     try:
-        report = copy_store(source, target, progress=advance)
+        report = copy_store(source, target, progress=advance, settings=StoreSettings(hnsw_m=hnsw_m))
     except StoreError as exc:
         raise fail(str(exc)) from None
     finally:

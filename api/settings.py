@@ -80,6 +80,13 @@ class ServiceSettings(BaseSettings):
         description="HNSW efSearch of similarity searches (FAISS, or pgvector's hnsw.ef_search); None: the "
         "store's default (96). A 1M-vector PostgreSQL store needs ~400 for recall@10 0.95 (index/README.md).",
     )
+    hnsw_m: int | None = Field(
+        None,
+        ge=2,
+        le=100,
+        description="pgvector HNSW m of a new PostgreSQL store's indexes; None: 16. 32 for a million "
+        "vectors and more (recall@10 0.96 against 0.94), at twice the build time (index/README.md).",
+    )
     api_key: SecretStr | None = Field(
         None,
         description="If set, write endpoints need `Authorization: Bearer KEY` or `X-API-Key: KEY`.",

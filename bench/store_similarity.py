@@ -261,12 +261,11 @@ def load_postgres(
             conn.execute(text("VACUUM ANALYZE"))
         vacuum_s = time.perf_counter() - started
         log(f"postgres: vacuum {vacuum_s:.0f} s; building pgvector HNSW (both indexes)")
-        postgres.BUILD_MEMORY = build_memory
-        postgres.HNSW_M = m
         started = time.perf_counter()
         with engine.begin() as conn:
             conn.execute(text(f"SET LOCAL max_parallel_maintenance_workers = {int(workers)}"))
-            postgres.create_vector_indexes(conn, EF_CONSTRUCTION)
+            conn.execute(text(f"SET LOCAL maintenance_work_mem = '{build_memory}'"))
+            postgres.create_vector_indexes(conn, EF_CONSTRUCTION, m)
         build_s = time.perf_counter() - started
         with engine.connect() as conn:
             sizes = {
@@ -282,7 +281,7 @@ def load_postgres(
         "load_s": load_s,
         "vacuum_analyze_s": vacuum_s,
         "index_build_s": build_s,
-        "index": f"pgvector HNSW m {postgres.HNSW_M} ef_construction {EF_CONSTRUCTION}, "
+        "index": f"pgvector HNSW m {m} ef_construction {EF_CONSTRUCTION}, "
         f"maintenance_work_mem {build_memory}, {workers} parallel maintenance workers",
         "relation_bytes": sizes,
     }

@@ -184,6 +184,7 @@ def migrate(
     target: str | os.PathLike[str],
     *,
     progress: Callable[[int, int], None] | None = None,
+    settings: StoreSettings | None = None,
 ) -> MigrationReport:
     """Copy the store at ``source`` into the empty database ``target`` and verify the copy.
 
@@ -191,6 +192,8 @@ def migrate(
         source (str | PathLike): SQLite file or SQLAlchemy URL of the store to copy.
         target (str | PathLike): SQLite file or URL of an empty database (created as a store here).
         progress (Callable[[int, int], None] | None): Called with (rows copied now, rows in all).
+        settings (StoreSettings | None): The target's settings; on PostgreSQL ``hnsw_m`` and
+            ``ef_construction`` shape the HNSW indexes built after the copy.
 
     Returns:
         MigrationReport: Counts and checksums of both sides, table by table (``ok`` when equal).
@@ -211,7 +214,7 @@ def migrate(
         with src:
             src.begin()  # one snapshot for the copy
             dim = _source_meta(src, source_url)
-            with Store.open(target, dim=dim) as store:
+            with Store.open(target, dim=dim, settings=settings) as store:
                 target_engine = store.engine
                 with target_engine.connect() as dst:
                     counts = {t.name: _count(dst, t) for t in TABLES}
@@ -232,7 +235,9 @@ def migrate(
                                 progress(len(rows), sum(totals.values()))
                     _continue_ids(dst, _highest_ids(src))
                     if store.shared:
-                        postgres.create_vector_indexes(dst, store.settings.ef_construction)
+                        postgres.create_vector_indexes(
+                            dst, store.settings.ef_construction, store.settings.hnsw_m
+                        )
                 checks = []
                 with target_engine.connect() as dst:
                     for table in TABLES:

@@ -34,17 +34,15 @@ MAX_EF_SEARCH = 1000
 """pgvector's limit on ``hnsw.ef_search``; a larger k relies on the iterative scan (it goes on past
 efSearch, up to ``hnsw.max_scan_tuples``) or, without it, on an exact scan."""
 
-HNSW_M = 16
-"""pgvector HNSW ``m`` (links per node): pgvector's default; 32 builds twice as slowly here."""
-
 
 def index_name(kind: str) -> str:
     table, column = VECTOR_COLUMNS[kind]
     return f"ix_{table}_{column}_hnsw"
 
 
-def prepare(engine: Engine, dim: int | None, url: str, ef_construction: int) -> tuple[int, bool]:
-    """Create or check the store in a PostgreSQL database.
+def prepare(engine: Engine, dim: int | None, url: str, ef_construction: int, m: int) -> tuple[int, bool]:
+    """Create or check the store in a PostgreSQL database; a new store's HNSW indexes get ``m`` and
+    ``ef_construction`` (existing indexes are kept as they are).
 
     Returns:
         tuple[int, bool]: The vector size, and whether pgvector supports iterative index scans
@@ -82,25 +80,35 @@ def prepare(engine: Engine, dim: int | None, url: str, ef_construction: int) -> 
         # SHARE lock on the table before it looks, and would deadlock with processes already writing.
         existing = set(conn.execute(text("SELECT indexname FROM pg_indexes")).scalars())
         if any(index_name(kind) not in existing for kind in VECTOR_COLUMNS):
-            create_vector_indexes(conn, ef_construction)
+            create_vector_indexes(conn, ef_construction, m)
     major, minor = (int(part) for part in version.split(".")[:2])
     return dim, (major, minor) >= (0, 8)
 
 
-BUILD_MEMORY = "1GB"
-"""``maintenance_work_mem`` for HNSW builds: pgvector builds much faster while the graph fits in it
-(a million 384-d vectors need about 1.6 GB; beyond the budget it goes on, more slowly)."""
+BUILD_MEMORY_KB = 1024 * 1024
+"""At least this ``maintenance_work_mem`` (1 GB) for HNSW builds: pgvector builds much faster while
+the graph fits in it (a million 384-d vectors need about 1.6 GB at m 16; beyond the budget it goes
+on, more slowly). A server configured with more keeps its own value."""
 
 
-def create_vector_indexes(conn: Any, ef_construction: int) -> None:
+def raise_build_memory(conn: Any) -> None:
+    """``maintenance_work_mem`` of at least ``BUILD_MEMORY_KB`` until the caller's transaction ends."""
+    configured = conn.execute(
+        text("SELECT setting::bigint FROM pg_settings WHERE name = 'maintenance_work_mem'")
+    ).scalar_one()  # in kB
+    if configured < BUILD_MEMORY_KB:
+        conn.execute(text(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY_KB}kB'"))
+
+
+def create_vector_indexes(conn: Any, ef_construction: int, m: int) -> None:
     """Create the HNSW cosine indexes of both vector columns (if missing), in the caller's transaction."""
-    conn.execute(text(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY}'"))
+    raise_build_memory(conn)
     for kind, (table, column) in VECTOR_COLUMNS.items():
         conn.execute(
             text(
                 f"CREATE INDEX IF NOT EXISTS {index_name(kind)} ON {table} "
                 f"USING hnsw ({column} vector_cosine_ops) "
-                f"WITH (m = {HNSW_M}, ef_construction = {max(ef_construction, 2 * HNSW_M)})"
+                f"WITH (m = {int(m)}, ef_construction = {max(ef_construction, 2 * int(m))})"
             )
         )
 

@@ -26,6 +26,11 @@ class StoreSettings:
         "None keeps the one saved with the existing indexes (Flat for a new store).",
     )
     ef_construction: int = _setting(40, "HNSW efConstruction: graph quality versus build time.")  # type: ignore[assignment]
+    hnsw_m: int = _setting(  # type: ignore[assignment]
+        16,
+        "pgvector HNSW m (links per node), used when the indexes are built (a new store, spanlink "
+        "migrate); 32 for a million vectors and more, at twice the build time. FAISS takes M from factory.",
+    )
     ef_search: int = _setting(96, "HNSW efSearch: recall versus query time (raised to k when smaller).")  # type: ignore[assignment]
     nprobe: int = _setting(16, "IVF lists visited per query: recall versus query time.")  # type: ignore[assignment]
     build_threads: int = _setting(  # type: ignore[assignment]
@@ -47,6 +52,8 @@ class StoreSettings:
         for name in ("ef_construction", "ef_search", "nprobe"):
             if getattr(self, name) < 1:
                 raise InvalidInput(f"{name} must be >= 1", value=getattr(self, name))
+        if not 2 <= self.hnsw_m <= 100:  # pgvector's bounds
+            raise InvalidInput("hnsw_m must be between 2 and 100", value=self.hnsw_m)
         if self.build_threads < 0:
             raise InvalidInput("build_threads must be >= 0 (0: one per CPU core)", value=self.build_threads)
 

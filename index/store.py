@@ -230,7 +230,7 @@ class Store:
     def _open_postgres(cls, engine: Engine, dim: int | None, settings: StoreSettings) -> Store:
         url = engine.url.render_as_string(hide_password=True)
         try:
-            dim, iterative = postgres.prepare(engine, dim, url, settings.ef_construction)
+            dim, iterative = postgres.prepare(engine, dim, url, settings.ef_construction, settings.hnsw_m)
         except StoreError:
             engine.dispose()
             raise
@@ -290,7 +290,7 @@ class Store:
         """
         if self.shared:
             with self.engine.begin() as conn:
-                conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{postgres.BUILD_MEMORY}'")
+                postgres.raise_build_memory(conn)
                 for kind in kinds:
                     conn.exec_driver_sql(f"REINDEX INDEX {postgres.index_name(kind)}")
             return

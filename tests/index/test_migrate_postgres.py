@@ -103,3 +103,47 @@ def test_check_of_the_embedded_store_runs_beside_its_owner(tmp_path, rng):
         checked = spanlink("check", "--data-dir", str(tmp_path))
         assert checked.returncode == 0, checked.stderr
         assert json.loads(checked.stdout)["ok"] is True
+
+
+def _hnsw_definitions(url: str) -> dict[str, str]:
+    from sqlalchemy import create_engine
+    from sqlalchemy import text as sql
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sql("SELECT indexname, indexdef FROM pg_indexes WHERE indexdef LIKE '%hnsw%'")
+        ).all()
+    engine.dispose()
+    return dict(rows)
+
+
+def test_migrate_builds_the_target_indexes_with_the_hnsw_m_asked_for(tmp_path, pg_url, rng):
+    source = tmp_path / "spanlink.db"
+    _, vectors, _ = clustered(rng, 2, 3)
+    with Store.open(source, dim=DIM) as store:
+        store.add_document(make_doc("doc", ["A", "B", "C"], vectors[:3]))
+    refused = spanlink("migrate", "--from", f"sqlite:///{source}", "--to", pg_url, "--hnsw-m", "1")
+    assert refused.returncode != 0 and "--hnsw-m" in refused.stderr
+    moved = spanlink(
+        "migrate", "--from", f"sqlite:///{source}", "--to", pg_url, "--hnsw-m", "24", "--no-progress"
+    )
+    assert moved.returncode == 0, moved.stderr
+    definitions = _hnsw_definitions(pg_url)
+    assert set(definitions) == {"ix_mentions_vector_hnsw", "ix_entities_centroid_hnsw"}
+    assert all("m='24'" in d for d in definitions.values()), definitions
+
+
+def test_index_builds_raise_maintenance_work_mem_but_never_lower_it(pg_url):
+    from sqlalchemy import create_engine
+    from sqlalchemy import text as sql
+
+    from index.postgres import raise_build_memory
+
+    engine = create_engine(pg_url)
+    for configured, during_build in (("64MB", "1GB"), ("2GB", "2GB")):
+        with engine.begin() as conn:
+            conn.execute(sql(f"SET LOCAL maintenance_work_mem = '{configured}'"))
+            raise_build_memory(conn)
+            assert conn.execute(sql("SHOW maintenance_work_mem")).scalar() == during_build
+    engine.dispose()
