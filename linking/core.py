@@ -214,7 +214,10 @@ def score_candidate(group: GroupView, entity: EntityView, settings: LinkSettings
     if evidence.cross > name and vouched:
         name = evidence.cross
     same_type = group.label_group == entity.label_group  # an Artist and a Politician are both PER
-    if same_type and cosine >= settings.vector_only_cosine:
+    # A person's name is not translated: written in the same script, a name that differs
+    # ("Анна Петрова" for "Ивана Петрова") contradicts a near-identical vector, which namesakes have.
+    namesake = group.label_group == "PER" and evidence.shared_script
+    if same_type and cosine >= settings.vector_only_cosine and not namesake:
         # Translations and cross-script acronyms ("ЕС" / "EU") share no letters; a near-identical
         # vector stands in for the name, but only between mentions of one type: a vector alone
         # is no evidence that an organisation is a person.

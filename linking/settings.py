@@ -48,7 +48,9 @@ class LinkSettings:
         0.5, "Candidates with a lower name similarity are linked only on a very high cosine (see next)."
     )
     vector_only_cosine: float = _setting(
-        0.95, "Cosine at or above which the cosine stands in for the name similarity (translations)."
+        0.95,
+        "Cosine at or above which the cosine stands in for the name similarity (translations); not "
+        "for a person whose name is written in the candidate's script (namesakes).",
     )
     surname_cosine: float = _setting(
         0.85,

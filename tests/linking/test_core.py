@@ -50,6 +50,23 @@ def test_unrelated_name_is_vetoed_unless_the_vector_is_nearly_identical():
     assert decide(group, [entity], strict).entity_id is None
 
 
+def test_a_near_identical_vector_does_not_override_a_persons_different_name_in_the_same_script():
+    # Namesakes ("Ивана Петрова", genitive of Ivan Petrov; Anna Petrova) have near-identical surface
+    # vectors; a person's name is not translated, so within one script the names decide.
+    ivan = EntityView(1, "Иван Петров", "PER", [], unit(1, 0))
+    anna = EntityView(2, "Анна Петрова", "PER", [], unit(1, 0.02))
+    group = GroupView(["Ивана Петрова"], "PER", unit(1, 0.01))
+    assert decide(group, [anna, ivan], LinkSettings()).entity_id == 1
+    assert score_candidate(group, anna, LinkSettings()).name < 0.5
+    # Across scripts, and for other types (translations), the vector still stands in for the name.
+    latin = GroupView(["Vladimir Putin"], "PER", unit(1, 0.01))
+    putin = EntityView(3, "Владимир Путин", "PER", [], unit(1, 0))
+    assert score_candidate(latin, putin, LinkSettings()).name >= LinkSettings().vector_only_cosine
+    place = GroupView(["Niemcy"], "LOC", unit(1, 0.01))
+    germany = EntityView(4, "Germany", "LOC", [], unit(1, 0))
+    assert score_candidate(place, germany, LinkSettings()).name >= LinkSettings().vector_only_cosine
+
+
 def test_best_candidate_wins_and_ties_break_by_id():
     a = EntityView(2, "Theresa May", "PER", [], unit(1, 0))
     b = EntityView(1, "Brian May", "PER", [], unit(0, 1))
