@@ -56,20 +56,16 @@ def measure(conn: Any, sql: str, queries: np.ndarray, exact: np.ndarray) -> dict
     plan = str(conn.execute("EXPLAIN " + sql, (queries[0],)).fetchall())
     if "Index Scan" not in plan:
         raise SystemExit(f"no HNSW index serves {sql!r}: {plan}")
-    for query in queries[:20]:
-        conn.execute(sql, (query,)).fetchall()
-    seconds, found, server = [], [], []
-    for query in queries:
-        started = time.perf_counter()
-        rows = conn.execute(sql, (query,)).fetchall()
-        seconds.append(time.perf_counter() - started)
-        found.append([row[0] for row in rows])
+    client, found = sim.timed_queries(
+        lambda q: [row[0] for row in conn.execute(sql, (q,)).fetchall()], queries
+    )
+    server = []
     for i, query in enumerate(queries):
         analysed = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, (query,)).fetchone()[0]
         if i >= 20:
             server.append(analysed[0]["Execution Time"] / 1000)
     return {
-        "client": sim.percentiles_ms(seconds),
+        "client": client,
         "server": sim.percentiles_ms(server),
         "recall": sim.recall(found, exact),
     }
