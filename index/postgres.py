@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, Float, func, insert, select, text
+from sqlalchemy import Engine, Float, Select, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from index.errors import StoreError
@@ -33,6 +34,14 @@ VECTOR_COLUMNS = {"mentions": ("mentions", "vector"), "entities": ("entities", "
 MAX_EF_SEARCH = 1000
 """pgvector's limit on ``hnsw.ef_search``; a larger k relies on the iterative scan (it goes on past
 efSearch, up to ``hnsw.max_scan_tuples``) or, without it, on an exact scan."""
+
+
+@dataclass(frozen=True)
+class RowColumns:
+    """Columns to return with each search hit, and the tables (relationships) to join for them."""
+
+    columns: tuple[Any, ...]
+    joins: tuple[Any, ...] = ()
 
 
 def index_name(kind: str) -> str:
@@ -129,8 +138,9 @@ def search(
     skip: int | None,
     ef_search: int,
     iterative: bool,
-) -> list[tuple[float, int]]:
-    """The ``k`` nearest rows of ``kind`` by cosine, as ``(similarity, id)``, best first.
+    rows: RowColumns | None = None,
+) -> list[tuple[float, int, tuple]]:
+    """The ``k`` nearest rows of ``kind`` by cosine, as ``(similarity, id, row)``, best first.
 
     The query orders by the index's own operator (``<=>``, cosine distance) with a LIMIT, so the
     HNSW index serves it. Label filters are applied inside the index scan: with pgvector 0.8's
@@ -138,21 +148,28 @@ def search(
     goes on until k rows pass the filter, so a label
     held by 1% of the rows still gets k hits; the rows are then put back in exact order here.
     Without it (older pgvector) the search over-fetches and filters, growing fourfold.
+
+    ``rows`` names columns (and the tables to join for them) to return with each hit: with the
+    iterative scan they come in the same statement, one round trip for a whole similarity query
+    (the caller's latency is mostly round trips: each one is a chance to wait for a CPU). ``row``
+    is then those columns' values, else ``()``.
     """
     model = Mention if kind == "mentions" else Entity
     column = model.vector if kind == "mentions" else model.centroid  # type: ignore[attr-defined]
     distance = column.op("<=>", return_type=Float)(to_blob(query))
-    if k > ef_search:  # the connection's default (index.engine) is ef_search; pgvector allows 1000
-        session.execute(text(f"SET LOCAL hnsw.ef_search = {min(int(k), MAX_EF_SEARCH)}"))
-    if k > MAX_EF_SEARCH and not iterative:  # the index cannot return more than efSearch rows
-        session.execute(text("SET LOCAL enable_indexscan = off"))  # exact: a scan and a sort
+    if needs_transaction(k, ef_search, iterative):
+        if k > ef_search:  # the connection's default (index.engine) is ef_search; pgvector allows 1000
+            session.execute(text(f"SET LOCAL hnsw.ef_search = {min(int(k), MAX_EF_SEARCH)}"))
+        if k > MAX_EF_SEARCH and not iterative:  # the index cannot return more than efSearch rows
+            session.execute(text("SET LOCAL enable_indexscan = off"))  # exact: a scan and a sort
     clauses: list[Any] = [column.is_not(None)]
     if skip is not None:
         clauses.append(model.id != skip)
     if labels:
         clauses.append(model.label.in_(list(labels)))
     if iterative:
-        rows = session.execute(select(model.id, distance).where(*clauses).order_by(distance).limit(k)).all()
+        stmt = _joined(select(model.id, distance, *(rows.columns if rows else ())), rows)
+        found = session.execute(stmt.where(*clauses).order_by(distance).limit(k)).all()
     else:
         fetch = k + (skip is not None)
         while True:
@@ -163,13 +180,31 @@ def search(
                 outer = outer.where(inner.c.id != skip)
             if labels:
                 outer = outer.where(inner.c.label.in_(list(labels)))
-            rows = session.execute(outer.order_by(inner.c.d).limit(k)).all()
-            if len(rows) >= k or fetch >= 16384:
+            found = session.execute(outer.order_by(inner.c.d).limit(k)).all()
+            if len(found) >= k or fetch >= 16384:
                 break
             fetch *= 4
-    hits = [(1.0 - float(d), int(i)) for i, d in rows if d == d]  # d != d: zero vector, no direction
+        if rows and found:  # a second statement: the rows of the hits still there
+            stmt = _joined(select(model.id, *rows.columns), rows).where(model.id.in_([i for i, _ in found]))
+            by_id = {row[0]: tuple(row[1:]) for row in session.execute(stmt)}
+            found = [(i, d, *by_id[i]) for i, d in found if i in by_id]
+    # d != d: a zero vector, no direction
+    hits = [(1.0 - float(row[1]), int(row[0]), tuple(row[2:])) for row in found if row[1] == row[1]]
     hits.sort(key=lambda hit: (-hit[0], hit[1]))
     return hits
+
+
+def _joined(stmt: Select, rows: RowColumns | None) -> Select:
+    for target in rows.joins if rows else ():
+        stmt = stmt.join(target)
+    return stmt
+
+
+def needs_transaction(k: int, ef_search: int, iterative: bool) -> bool:
+    """Whether :func:`search` must change settings for its query (``SET LOCAL``, which only lasts
+    inside a transaction block): a ``k`` above the connection's efSearch. Other searches can run
+    on an autocommit connection, saving the BEGIN and ROLLBACK round trips."""
+    return k > ef_search or (k > MAX_EF_SEARCH and not iterative)
 
 
 def vector_ids(session: Session, kind: str) -> np.ndarray:

@@ -8,9 +8,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from index.errors import InvalidInput, NotFound
+from index.postgres import RowColumns
 from index.records import (
     AliasPublic,
     DocumentPublic,
@@ -78,19 +79,60 @@ def document_public(document: Document) -> DocumentPublic:
 
 def entity_public(entity: Entity) -> EntityPublic:
     """Detach an entity row (aliases loaded) into an :class:`EntityPublic`."""
-    aliases = sorted(entity.aliases, key=lambda a: (-a.count, a.norm))
-    return EntityPublic(
-        id=entity.id,
-        name=entity.name,
-        label=entity.label,
-        mention_count=entity.mention_count,
-        created_at=_utc(entity.created_at),
-        updated_at=_utc(entity.updated_at),
-        aliases=[AliasPublic(norm=a.norm, count=a.count, kb=bool(a.kb)) for a in aliases],
-        external_id=entity.external_id,
-        description=entity.description,
-        metadata=dict(entity.meta or {}),
+    values = tuple(getattr(entity, column.key) for column in ENTITY_ROW.columns)
+    return _entity_public(entity.id, values, entity.aliases)
+
+
+ENTITY_ROW = RowColumns(
+    (
+        Entity.name,
+        Entity.label,
+        Entity.mention_count,
+        Entity.created_at,
+        Entity.updated_at,
+        Entity.external_id,
+        Entity.description,
+        Entity.meta,
     )
+)
+"""The columns of an entity that an :class:`EntityPublic` needs besides its id and aliases."""
+
+MENTION_ROW = RowColumns((*_MENTION_COLUMNS, Document.external_id), (Document,))
+"""A mention's columns and its document's external id (:func:`mention_from_row`)."""
+
+
+def _entity_public(entity_id: int, values: tuple, aliases: Iterable[Alias]) -> EntityPublic:
+    name, label, mention_count, created_at, updated_at, external_id, description, meta = values
+    return EntityPublic(
+        id=entity_id,
+        name=name,
+        label=label,
+        mention_count=mention_count,
+        created_at=_utc(created_at),
+        updated_at=_utc(updated_at),
+        aliases=[
+            AliasPublic(norm=a.norm, count=a.count, kb=bool(a.kb))
+            for a in sorted(aliases, key=lambda a: (-a.count, a.norm))
+        ],
+        external_id=external_id,
+        description=description,
+        metadata=dict(meta or {}),
+    )
+
+
+def entities_from_rows(session: Session, rows: Sequence[tuple[int, tuple]]) -> dict[int, EntityPublic]:
+    """Entities from ``(id, ENTITY_ROW values)`` (hits that came with their rows), aliases read in
+    one query."""
+    aliases: dict[int, list[Alias]] = {entity_id: [] for entity_id, _ in rows}
+    if rows:
+        for alias in session.scalars(select(Alias).where(Alias.entity_id.in_(list(aliases)))):
+            aliases[alias.entity_id].append(alias)
+    return {entity_id: _entity_public(entity_id, values, aliases[entity_id]) for entity_id, values in rows}
+
+
+def mention_from_row(row: tuple) -> tuple[MentionPublic, str]:
+    """A mention and its document's external id from ``MENTION_ROW`` values."""
+    return MentionPublic(*row[:-1]), row[-1]
 
 
 def get_document(
@@ -119,7 +161,10 @@ def get_entities(session: Session, entity_ids: Iterable[int]) -> dict[int, Entit
     ids = list(entity_ids)
     if not ids:
         return {}
-    rows = session.scalars(select(Entity).options(selectinload(Entity.aliases)).where(Entity.id.in_(ids)))
+    # Without the vectors: a similarity query reads its hits through here, and pgvector values come
+    # back as text that would be parsed (two 384-float vectors a row) only to be thrown away.
+    options = (selectinload(Entity.aliases), defer(Entity.centroid), defer(Entity.kb_vector))
+    rows = session.scalars(select(Entity).options(*options).where(Entity.id.in_(ids)))
     return {entity.id: entity_public(entity) for entity in rows}
 
 
@@ -244,7 +289,7 @@ def mentions_with_documents(
     stmt = select(*_MENTION_COLUMNS, Document.external_id).join(Document).where(Mention.id.in_(ids))
     if labels:
         stmt = stmt.where(Mention.label.in_(list(labels)))
-    return {row[0]: (MentionPublic(*row[:-1]), row[-1]) for row in session.execute(stmt)}
+    return {row[0]: mention_from_row(row) for row in session.execute(stmt)}
 
 
 def search_filtered(

@@ -317,7 +317,10 @@ class Store:
         return tx if tx is not None and tx.owner == threading.get_ident() else None
 
     @contextmanager
-    def _read(self) -> Iterator[Session]:
+    def _read(self, *, autocommit: bool = False) -> Iterator[Session]:
+        """A session for reads: the open transaction's when this thread has one; else a new one,
+        with ``autocommit`` outside any transaction block (no BEGIN and ROLLBACK round trips; under
+        READ COMMITTED every statement has its own snapshot either way)."""
         tx = self._current()
         if tx is not None:  # read what this transaction wrote so far
             tx.session.expunge_all()  # no stale objects across bulk UPDATEs
@@ -329,7 +332,8 @@ class Store:
             finally:
                 tx.session.expunge_all()
             return
-        with Session(self.engine, expire_on_commit=False) as session:
+        engine = self.engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else self.engine
+        with Session(engine, expire_on_commit=False) as session:
             try:
                 yield session
             except SQLAlchemyError as exc:
@@ -639,8 +643,8 @@ class Store:
         if k < 1:
             raise InvalidInput("k must be >= 1", k=k)
         if self.shared:
-            with self._read() as session:
-                return [i for _, i in self._sql_search(session, "entities", query, k, None, None)]
+            with self._read(autocommit=self._autocommit_search(k)) as session:
+                return [i for _, i, _ in self._sql_search(session, "entities", query, k, None, None)]
         index = self._vectors["entities"]
         if index.ntotal == 0:
             return []
@@ -836,10 +840,10 @@ class Store:
         """
         query = self._query_vector(vector, entity_id)
         if self.shared:
-            with self._read() as session:
-                found = self._sql_search(session, "entities", query, k, labels, entity_id)
-                rows = reads.get_entities(session, [i for _, i in found])
-            return [EntityHit(score, rows[i]) for score, i in found if i in rows]
+            with self._read(autocommit=self._autocommit_search(k)) as session:
+                found = self._sql_search(session, "entities", query, k, labels, entity_id, reads.ENTITY_ROW)
+                rows = reads.entities_from_rows(session, [(i, row) for _, i, row in found])
+            return [EntityHit(score, rows[i]) for score, i, _ in found]
         index = self._vectors["entities"]
 
         def keep(ids: list[int]) -> dict[int, EntityPublic]:
@@ -863,10 +867,9 @@ class Store:
         """Mentions closest to ``vector`` or to the centroid of ``entity_id``, with label filters."""
         query = self._query_vector(vector, entity_id)
         if self.shared:
-            with self._read() as session:
-                found = self._sql_search(session, "mentions", query, k, labels, None)
-                rows = reads.mentions_with_documents(session, [i for _, i in found])
-            return [MentionHit(score, *rows[i]) for score, i in found if i in rows]
+            with self._read(autocommit=self._autocommit_search(k)) as session:
+                found = self._sql_search(session, "mentions", query, k, labels, None, reads.MENTION_ROW)
+            return [MentionHit(score, *reads.mention_from_row(row)) for score, _, row in found]
         index = self._vectors["mentions"]
 
         def keep(ids: list[int]) -> dict[int, Any]:
@@ -886,7 +889,8 @@ class Store:
         k: int,
         labels: Sequence[str] | None,
         skip: int | None,
-    ) -> list[tuple[float, int]]:
+        rows: postgres.RowColumns | None = None,
+    ) -> list[tuple[float, int, tuple]]:
         if k < 1:
             raise InvalidInput("k must be >= 1", k=k)
         return postgres.search(
@@ -898,7 +902,12 @@ class Store:
             skip=skip,
             ef_search=self.settings.ef_search,
             iterative=self._iterative_scan,
+            rows=rows,
         )
+
+    def _autocommit_search(self, k: int) -> bool:
+        """Whether a similarity query of ``k`` hits can run outside a transaction block."""
+        return not postgres.needs_transaction(k, self.settings.ef_search, self._iterative_scan)
 
     # -- many processes (shared store) ---------------------------------------------------------
 

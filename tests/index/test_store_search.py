@@ -145,9 +145,53 @@ def test_a_label_held_by_one_percent_of_the_mentions_still_gets_k_hits(store_fac
             found = postgres.search(
                 session, "mentions", query, k, labels=["RARE"], skip=None, ef_search=10, iterative=True
             )
-        assert len(found) == k and {i for _, i in found} <= rare
+        assert len(found) == k and {i for _, i, _ in found} <= rare
     for query in rng.standard_normal((5, DIM)).astype(np.float32):
         hits = store.similar_mentions(query, k=k, labels=["RARE"])
         assert len(hits) == k
         assert {h.mention.id for h in hits} <= rare
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_postgres_similarity_query_is_one_statement_outside_a_transaction(store_factory, rng, backend):
+    """A similarity query's latency is mostly round trips: the mention search brings its rows in the
+    kNN statement itself (the entity search adds one for aliases), with no BEGIN/ROLLBACK around
+    it; a k above efSearch needs a transaction (SET LOCAL) and still gets k hits; inside an open
+    transaction the search sees that transaction's own writes."""
+    from sqlalchemy import event
+
+    from index import StoreSettings
+
+    store = store_factory(settings=StoreSettings(ef_search=10))
+    vectors = fill(store, rng)
+    statements: list[str] = []
+    transactions: list[bool] = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def seen(conn, cursor, statement, parameters, context, executemany):  # noqa: ARG001
+        statements.append(statement)
+        transactions.append(not conn.connection.dbapi_connection.autocommit)
+
+    query = vectors[0] / np.linalg.norm(vectors[0])
+    hits = store.similar_mentions(query, k=5)
+    assert len(hits) == 5 and hits[0].document_external_id == "doc0"
+    assert len(statements) == 1 and transactions == [False], statements
+    statements.clear(), transactions.clear()
+    entity_hits = store.similar_entities(query, k=3)
+    assert entity_hits[0].entity.name == "E0" and entity_hits[0].entity.aliases
+    assert len(statements) == 2 and transactions == [False, False], statements
+    statements.clear(), transactions.clear()
+    many = store.similar_mentions(query, k=40)  # over efSearch 10
+    assert len(many) == 40 and any("SET LOCAL hnsw.ef_search" in s for s in statements)
+    assert all(transactions)
+    statements.clear(), transactions.clear()
+    with store.transaction():
+        store.add_document(
+            DocumentCreate(
+                "fresh", "twin", [MentionCreate(0, 4, "PER", vectors[0], new_entity=NewEntity("T", "PER"))]
+            )
+        )
+        twins = store.similar_mentions(query, k=2)
+        assert {h.document_external_id for h in twins} == {"doc0", "fresh"}
+    event.remove(store.engine, "before_cursor_execute", seen)
