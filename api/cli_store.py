@@ -67,6 +67,13 @@ def migrate(
             help="pgvector HNSW m of a PostgreSQL target's indexes: 32 for a million vectors and more.",
         ),
     ] = 16,
+    ef_construction: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="HNSW efConstruction of a PostgreSQL target's indexes: 200 for a million vectors and more.",
+        ),
+    ] = 40,
 ) -> None:
     """Copy a whole store (documents, mentions, entities, aliases, vectors; ids kept) into an empty
     database and verify it by row counts and per-table SHA-256 checksums. One JSON report; exit 1 if
@@ -99,7 +106,12 @@ def migrate(
         bars[0].update(rows)
 
     try:
-        report = copy_store(source, target, progress=advance, settings=StoreSettings(hnsw_m=hnsw_m))
+        report = copy_store(
+            source,
+            target,
+            progress=advance,
+            settings=StoreSettings(hnsw_m=hnsw_m, ef_construction=ef_construction),
+        )
     except StoreError as exc:
         raise fail(str(exc)) from None
     finally:

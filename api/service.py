@@ -641,7 +641,11 @@ def open_store(settings: ServiceSettings, dim: int | None = None, *, owner: bool
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     vector_dir = settings.data_dir if settings.db_url else None
-    tuned = {name: getattr(settings, name) for name in ("ef_search", "hnsw_m") if getattr(settings, name)}
+    tuned = {
+        name: getattr(settings, name)
+        for name in ("ef_search", "hnsw_m", "ef_construction")
+        if getattr(settings, name)
+    }
     store_settings = StoreSettings(**tuned) if tuned else None
     return Store.open(
         settings.store_target(),

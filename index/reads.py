@@ -79,29 +79,39 @@ def document_public(document: Document) -> DocumentPublic:
 
 def entity_public(entity: Entity) -> EntityPublic:
     """Detach an entity row (aliases loaded) into an :class:`EntityPublic`."""
-    values = tuple(getattr(entity, column.key) for column in ENTITY_ROW.columns)
-    return _entity_public(entity.id, values, entity.aliases)
+    values = tuple(getattr(entity, column.key) for column in _ENTITY_COLUMNS)
+    return _entity_public(entity.id, values, [(a.norm, a.count, a.kb) for a in entity.aliases])
 
 
-ENTITY_ROW = RowColumns(
-    (
-        Entity.name,
-        Entity.label,
-        Entity.mention_count,
-        Entity.created_at,
-        Entity.updated_at,
-        Entity.external_id,
-        Entity.description,
-        Entity.meta,
-    )
+_ENTITY_COLUMNS = (
+    Entity.name,
+    Entity.label,
+    Entity.mention_count,
+    Entity.created_at,
+    Entity.updated_at,
+    Entity.external_id,
+    Entity.description,
+    Entity.meta,
 )
 """The columns of an entity that an :class:`EntityPublic` needs besides its id and aliases."""
+
+_ALIASES_JSON = (
+    select(func.json_agg(func.json_build_array(Alias.norm, Alias.count, Alias.kb)))
+    .where(Alias.entity_id == Entity.id)
+    .correlate(Entity)
+    .scalar_subquery()
+)
+"""An entity's aliases as one JSON array of ``[norm, count, kb]`` (PostgreSQL), so that a search
+hit brings them in its own row instead of a second query."""
+
+ENTITY_ROW = RowColumns((*_ENTITY_COLUMNS, _ALIASES_JSON))
+"""What :func:`entity_from_row` needs: the entity's columns and its aliases (PostgreSQL only)."""
 
 MENTION_ROW = RowColumns((*_MENTION_COLUMNS, Document.external_id), (Document,))
 """A mention's columns and its document's external id (:func:`mention_from_row`)."""
 
 
-def _entity_public(entity_id: int, values: tuple, aliases: Iterable[Alias]) -> EntityPublic:
+def _entity_public(entity_id: int, values: Sequence, aliases: Iterable[Sequence]) -> EntityPublic:
     name, label, mention_count, created_at, updated_at, external_id, description, meta = values
     return EntityPublic(
         id=entity_id,
@@ -111,8 +121,8 @@ def _entity_public(entity_id: int, values: tuple, aliases: Iterable[Alias]) -> E
         created_at=_utc(created_at),
         updated_at=_utc(updated_at),
         aliases=[
-            AliasPublic(norm=a.norm, count=a.count, kb=bool(a.kb))
-            for a in sorted(aliases, key=lambda a: (-a.count, a.norm))
+            AliasPublic(norm=norm, count=count, kb=bool(kb))
+            for norm, count, kb in sorted(aliases, key=lambda a: (-a[1], a[0]))
         ],
         external_id=external_id,
         description=description,
@@ -120,14 +130,9 @@ def _entity_public(entity_id: int, values: tuple, aliases: Iterable[Alias]) -> E
     )
 
 
-def entities_from_rows(session: Session, rows: Sequence[tuple[int, tuple]]) -> dict[int, EntityPublic]:
-    """Entities from ``(id, ENTITY_ROW values)`` (hits that came with their rows), aliases read in
-    one query."""
-    aliases: dict[int, list[Alias]] = {entity_id: [] for entity_id, _ in rows}
-    if rows:
-        for alias in session.scalars(select(Alias).where(Alias.entity_id.in_(list(aliases)))):
-            aliases[alias.entity_id].append(alias)
-    return {entity_id: _entity_public(entity_id, values, aliases[entity_id]) for entity_id, values in rows}
+def entity_from_row(entity_id: int, row: Sequence) -> EntityPublic:
+    """An entity from its ``ENTITY_ROW`` values (a search hit that came with its row)."""
+    return _entity_public(entity_id, row[:-1], row[-1] or [])
 
 
 def mention_from_row(row: tuple) -> tuple[MentionPublic, str]:

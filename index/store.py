@@ -842,8 +842,7 @@ class Store:
         if self.shared:
             with self._read(autocommit=self._autocommit_search(k)) as session:
                 found = self._sql_search(session, "entities", query, k, labels, entity_id, reads.ENTITY_ROW)
-                rows = reads.entities_from_rows(session, [(i, row) for _, i, row in found])
-            return [EntityHit(score, rows[i]) for score, i, _ in found]
+            return [EntityHit(score, reads.entity_from_row(i, row)) for score, i, row in found]
         index = self._vectors["entities"]
 
         def keep(ids: list[int]) -> dict[int, EntityPublic]:

@@ -31,18 +31,19 @@ def test_ef_search_reaches_the_store(backend, ef_search, tmp_path, monkeypatch, 
 
 
 @pytest.mark.postgres
-def test_hnsw_m_reaches_a_new_postgres_stores_indexes(tmp_path, monkeypatch, pg_url):
+def test_hnsw_m_and_ef_construction_reach_a_new_postgres_stores_indexes(tmp_path, monkeypatch, pg_url):
     monkeypatch.setenv("SPANLINK_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("SPANLINK_DB_URL", pg_url)
     monkeypatch.setenv("SPANLINK_HNSW_M", "24")
+    monkeypatch.setenv("SPANLINK_EF_CONSTRUCTION", "120")
     settings = ServiceSettings()
     with open_store(settings, dim=8) as store:
-        assert store.settings.hnsw_m == 24
+        assert store.settings.hnsw_m == 24 and store.settings.ef_construction == 120
         with store.engine.connect() as conn:
             definitions = conn.execute(
                 text("SELECT indexdef FROM pg_indexes WHERE indexdef LIKE '%hnsw%'")
             ).scalars()
-            assert sorted("m='24'" in d for d in definitions) == [True, True]
+            assert sorted("m='24'" in d and "ef_construction='120'" in d for d in definitions) == [True, True]
 
 
 def test_hnsw_m_outside_pgvectors_bounds_is_refused(monkeypatch):

@@ -118,20 +118,24 @@ def _hnsw_definitions(url: str) -> dict[str, str]:
     return dict(rows)
 
 
-def test_migrate_builds_the_target_indexes_with_the_hnsw_m_asked_for(tmp_path, pg_url, rng):
+def test_migrate_builds_the_target_indexes_with_the_m_and_ef_construction_asked_for(tmp_path, pg_url, rng):
     source = tmp_path / "spanlink.db"
     _, vectors, _ = clustered(rng, 2, 3)
     with Store.open(source, dim=DIM) as store:
         store.add_document(make_doc("doc", ["A", "B", "C"], vectors[:3]))
     refused = spanlink("migrate", "--from", f"sqlite:///{source}", "--to", pg_url, "--hnsw-m", "1")
     assert refused.returncode != 0 and "--hnsw-m" in refused.stderr
+    refused = spanlink("migrate", "--from", f"sqlite:///{source}", "--to", pg_url, "--ef-construction", "0")
+    assert refused.returncode != 0 and "--ef-construction" in refused.stderr
     moved = spanlink(
-        "migrate", "--from", f"sqlite:///{source}", "--to", pg_url, "--hnsw-m", "24", "--no-progress"
+        "migrate",
+        *("--from", f"sqlite:///{source}", "--to", pg_url),
+        *("--hnsw-m", "24", "--ef-construction", "120", "--no-progress"),
     )
     assert moved.returncode == 0, moved.stderr
     definitions = _hnsw_definitions(pg_url)
     assert set(definitions) == {"ix_mentions_vector_hnsw", "ix_entities_centroid_hnsw"}
-    assert all("m='24'" in d for d in definitions.values()), definitions
+    assert all("m='24'" in d and "ef_construction='120'" in d for d in definitions.values()), definitions
 
 
 def test_index_builds_raise_maintenance_work_mem_but_never_lower_it(pg_url):
