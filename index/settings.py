@@ -25,11 +25,15 @@ class StoreSettings:
         "FAISS index factory string for both vector indexes, e.g. Flat, HNSW32, IVF4096,Flat. "
         "None keeps the one saved with the existing indexes (Flat for a new store).",
     )
-    ef_construction: int = _setting(40, "HNSW efConstruction: graph quality versus build time.")  # type: ignore[assignment]
+    ef_construction: int = _setting(  # type: ignore[assignment]
+        40,
+        "HNSW efConstruction of the indexes a store builds (FAISS HNSW, pgvector): graph quality versus "
+        "build time; 200 for a million vectors and more.",
+    )
     hnsw_m: int = _setting(  # type: ignore[assignment]
         16,
         "pgvector HNSW m (links per node), used when the indexes are built (a new store, spanlink "
-        "migrate); 32 for a million vectors and more, at twice the build time. FAISS takes M from factory.",
+        "migrate); 32 for a million vectors and more, with ef_construction 200. FAISS takes M from factory.",
     )
     ef_search: int = _setting(96, "HNSW efSearch: recall versus query time (raised to k when smaller).")  # type: ignore[assignment]
     nprobe: int = _setting(16, "IVF lists visited per query: recall versus query time.")  # type: ignore[assignment]
