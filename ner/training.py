@@ -353,7 +353,8 @@ def train(
                         evaluations.append(_evaluate(model, evaluate, epoch, step))
                 if epoch_step >= len(batches):
                     epoch, epoch_step = epoch + 1, 0
-                    if evaluate is not None:
+                    # an epoch that ends on an evaluation step was just scored: not twice
+                    if evaluate is not None and not (evaluations and evaluations[-1]["step"] == step):
                         evaluations.append(_evaluate(model, evaluate, epoch, step))
             finished = True
         except TimeoutError:

@@ -125,6 +125,25 @@ def test_resume_may_change_epochs_and_the_schedule_ends_at_the_new_total(base_en
     assert state["scheduler"]["_last_lr"][0] == pytest.approx(0.0), "linear decay reaches zero at the new end"
 
 
+def test_every_evaluation_step_and_epoch_end_is_scored_once(base_encoder, corpus, tmp_path):
+    model = new_span_model(base_encoder, LABELS)
+    examples, _ = _examples(model, corpus)
+    per_epoch = math.ceil(len(examples) / 3)
+    calls: list[int] = []
+    config = TrainConfig(epochs=2, batch_size=3, warmup_steps=1, negatives=4)
+    result = train(
+        model,
+        examples,
+        tmp_path / "run",
+        config,
+        evaluate=lambda _model: {"call": calls.append(1) or len(calls)},
+        evaluate_every=per_epoch,  # both epoch ends fall on evaluation steps
+        show_progress_bar=False,
+    )
+    steps = [e["step"] for e in result["evaluations"]]
+    assert steps == [per_epoch, 2 * per_epoch] and len(calls) == 2
+
+
 def test_sigterm_stops_training_with_a_resumable_state(base_encoder, corpus, tmp_path):
     model = new_span_model(base_encoder, LABELS)
     examples, _ = _examples(model, corpus)
