@@ -34,7 +34,11 @@ the vector tables and indexes loaded into it with ``pg_prewarm`` before queries.
 
     python bench/store_similarity.py --n 1000000 --workdir /tmp/spanlink-sim-1m --phase load
     python bench/store_similarity.py --n 1000000 --workdir /tmp/spanlink-sim-1m --phase query \\
-        --ef-search 60,100,150 > bench/out/store_similarity_1m_c200.json
+        --ef-search 60,100,150 --queries 1000 --backends postgres_pgvector \\
+        > bench/out/store_similarity_1m_c200_pg_run1.json   # then --backends sqlite_faiss
+
+(Measure each backend in its own process: after a FAISS run in the same process, pgvector's runs
+had a short stall more often; see index/README.md.)
 
 ``--phase all`` does both. ``--pause-pid-file`` names a process (another job on the machine) to
 stop with SIGSTOP during the query phase and always resume with SIGCONT afterwards. Results go to
@@ -382,7 +386,11 @@ def timed_queries(
         started = time.perf_counter()
         results.append(call(query))
         seconds.append(time.perf_counter() - started)
-    return percentiles_ms(seconds), results
+    times = percentiles_ms(seconds)
+    # the slowest queries by index: the same ones in every run means a tail of hard queries, not noise
+    slowest = np.argsort(seconds)[::-1][:10]
+    times["slowest"] = [[int(i), round(seconds[i] * 1000, 2)] for i in slowest]
+    return times, results
 
 
 def recall(found: list[list[int]], exact: np.ndarray) -> float:
