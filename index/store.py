@@ -131,6 +131,7 @@ class Store:
         self.open_checks = checks
         self._write_lock = threading.RLock()
         self._transaction: _Transaction | None = None
+        self._autocommit_engine: Engine | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -259,7 +260,7 @@ class Store:
                     self.save_vectors()
             finally:
                 self._engine.dispose()
-                self._engine = None
+                self._engine = self._autocommit_engine = None
                 if self._ownership is not None:
                     self._ownership.release()
 
@@ -332,7 +333,11 @@ class Store:
             finally:
                 tx.session.expunge_all()
             return
-        engine = self.engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else self.engine
+        engine = self.engine
+        if autocommit:  # one option view of the engine (same pool), made once: this is the hot path
+            if self._autocommit_engine is None:
+                self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+            engine = self._autocommit_engine
         with Session(engine, expire_on_commit=False) as session:
             try:
                 yield session
