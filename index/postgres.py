@@ -157,11 +157,11 @@ def search(
     model = Mention if kind == "mentions" else Entity
     column = model.vector if kind == "mentions" else model.centroid  # type: ignore[attr-defined]
     distance = column.op("<=>", return_type=Float)(to_blob(query))
-    if needs_transaction(k, ef_search, iterative):
-        if k > ef_search:  # the connection's default (index.engine) is ef_search; pgvector allows 1000
-            session.execute(text(f"SET LOCAL hnsw.ef_search = {min(int(k), MAX_EF_SEARCH)}"))
-        if k > MAX_EF_SEARCH and not iterative:  # the index cannot return more than efSearch rows
-            session.execute(text("SET LOCAL enable_indexscan = off"))  # exact: a scan and a sort
+    # these settings need a transaction block (needs_transaction says when)
+    if k > ef_search:  # the connection's default (index.engine) is ef_search; pgvector allows 1000
+        session.execute(text(f"SET LOCAL hnsw.ef_search = {min(int(k), MAX_EF_SEARCH)}"))
+    if k > MAX_EF_SEARCH and not iterative:  # the index cannot return more than efSearch rows
+        session.execute(text("SET LOCAL enable_indexscan = off"))  # exact: a scan and a sort
     clauses: list[Any] = [column.is_not(None)]
     if skip is not None:
         clauses.append(model.id != skip)

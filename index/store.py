@@ -648,8 +648,7 @@ class Store:
         if k < 1:
             raise InvalidInput("k must be >= 1", k=k)
         if self.shared:
-            with self._read(autocommit=self._autocommit_search(k)) as session:
-                return [i for _, i, _ in self._sql_search(session, "entities", query, k, None, None)]
+            return [i for _, i, _ in self._sql_search("entities", query, k, None, None)]
         index = self._vectors["entities"]
         if index.ntotal == 0:
             return []
@@ -845,8 +844,7 @@ class Store:
         """
         query = self._query_vector(vector, entity_id)
         if self.shared:
-            with self._read(autocommit=self._autocommit_search(k)) as session:
-                found = self._sql_search(session, "entities", query, k, labels, entity_id, reads.ENTITY_ROW)
+            found = self._sql_search("entities", query, k, labels, entity_id, reads.ENTITY_ROW)
             return [EntityHit(score, reads.entity_from_row(i, row)) for score, i, row in found]
         index = self._vectors["entities"]
 
@@ -871,8 +869,7 @@ class Store:
         """Mentions closest to ``vector`` or to the centroid of ``entity_id``, with label filters."""
         query = self._query_vector(vector, entity_id)
         if self.shared:
-            with self._read(autocommit=self._autocommit_search(k)) as session:
-                found = self._sql_search(session, "mentions", query, k, labels, None, reads.MENTION_ROW)
+            found = self._sql_search("mentions", query, k, labels, None, reads.MENTION_ROW)
             return [MentionHit(score, *reads.mention_from_row(row)) for score, _, row in found]
         index = self._vectors["mentions"]
 
@@ -887,7 +884,6 @@ class Store:
 
     def _sql_search(
         self,
-        session: Session,
         kind: str,
         query: np.ndarray,
         k: int,
@@ -895,23 +891,24 @@ class Store:
         skip: int | None,
         rows: postgres.RowColumns | None = None,
     ) -> list[tuple[float, int, tuple]]:
+        """:func:`index.postgres.search` in a read session of its own: outside any transaction block
+        (autocommit) unless the search must change settings for its query."""
         if k < 1:
             raise InvalidInput("k must be >= 1", k=k)
-        return postgres.search(
-            session,
-            kind,
-            query[0],
-            k,
-            labels=labels,
-            skip=skip,
-            ef_search=self.settings.ef_search,
-            iterative=self._iterative_scan,
-            rows=rows,
-        )
-
-    def _autocommit_search(self, k: int) -> bool:
-        """Whether a similarity query of ``k`` hits can run outside a transaction block."""
-        return not postgres.needs_transaction(k, self.settings.ef_search, self._iterative_scan)
+        ef_search, iterative = self.settings.ef_search, self._iterative_scan
+        autocommit = not postgres.needs_transaction(k, ef_search, iterative)
+        with self._read(autocommit=autocommit) as session:
+            return postgres.search(
+                session,
+                kind,
+                query[0],
+                k,
+                labels=labels,
+                skip=skip,
+                ef_search=ef_search,
+                iterative=iterative,
+                rows=rows,
+            )
 
     # -- many processes (shared store) ---------------------------------------------------------
 
