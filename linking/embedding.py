@@ -46,6 +46,32 @@ class SpanEmbedder:
         return _normalize(self.model.embed_spans(text, list(spans)))
 
 
+SURFACE_MAX_TOKENS = 64
+"""Mention strings are short; longer ones are cut to this many tokens."""
+
+
+def _torch_pooler(folder: str | Path | None):  # noqa: ANN202 - (strings, max_length) -> array, and dim
+    """Masked-mean e5 states on torch (transformers), for `SurfaceEmbedder`."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    if folder is None:
+        from ner.base_encoder import ensure_base_encoder
+
+        folder = ensure_base_encoder()
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    encoder = AutoModel.from_pretrained(str(folder), add_pooling_layer=False).eval()
+
+    def pool(strings: list[str], max_length: int) -> np.ndarray:
+        batch = tokenizer(strings, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        with torch.inference_mode():
+            hidden = encoder(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return ((hidden * mask).sum(1) / mask.sum(1)).float().numpy()
+
+    return pool, int(encoder.config.hidden_size)
+
+
 class SurfaceEmbedder:
     """Mean-pooled e5 sentence embeddings of the mention strings, with e5's ``"query: "`` prefix.
 
@@ -55,22 +81,30 @@ class SurfaceEmbedder:
         batch_size (int): Strings per forward pass. Defaults to 64.
         cache_file (str | Path | None): An ``.npz`` of earlier vectors (strings + matrix), read
             here and written by ``save_cache``; for repeated evaluations. Defaults to None.
+        backend (str): ``"torch"`` (transformers) or ``"onnx"`` (ONNX Runtime, no torch: the
+            encoder as exported by `linking.surface_onnx`; ``folder`` may be such an export).
+            The two give the same vectors up to float rounding. Defaults to "torch".
+        model: the NER model; on the onnx backend, an export folder that bundles ``surface/`` is
+            used from there. Defaults to None.
     """
 
     def __init__(
-        self, folder: str | Path | None = None, batch_size: int = 64, cache_file: str | Path | None = None
+        self,
+        folder: str | Path | None = None,
+        batch_size: int = 64,
+        cache_file: str | Path | None = None,
+        backend: str = "torch",
+        model=None,  # noqa: ANN001 - the NER model, whose ONNX export may bundle the surface encoder
     ) -> None:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
+        if backend == "onnx":
+            from linking.surface_onnx import OnnxSurfacePooler, surface_folder_for
 
-        if folder is None:
-            from ner.base_encoder import ensure_base_encoder
-
-            folder = ensure_base_encoder()
-        self._torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        self.encoder = AutoModel.from_pretrained(str(folder), add_pooling_layer=False).eval()
-        self.dim = int(self.encoder.config.hidden_size)
+            pooler = OnnxSurfacePooler(surface_folder_for(model, folder))
+            self._pool, self.dim = pooler, pooler.dim
+        elif backend == "torch":
+            self._pool, self.dim = _torch_pooler(folder)
+        else:
+            raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
         self.batch_size = batch_size
         self.cache: dict[str, np.ndarray] = {}
         self.cache_file = Path(cache_file) if cache_file is not None else None
@@ -91,20 +125,9 @@ class SurfaceEmbedder:
     def embed_strings(self, strings: Sequence[str]) -> np.ndarray:
         """One normalized vector per string (cached)."""
         missing = [s for s in dict.fromkeys(strings) if s not in self.cache]
-        torch = self._torch
         for at in range(0, len(missing), self.batch_size):
             chunk = missing[at : at + self.batch_size]
-            batch = self.tokenizer(
-                ["query: " + s for s in chunk],
-                padding=True,
-                truncation=True,
-                max_length=64,
-                return_tensors="pt",
-            )
-            with torch.inference_mode():
-                hidden = self.encoder(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = ((hidden * mask).sum(1) / mask.sum(1)).float().numpy()
+            pooled = self._pool(["query: " + s for s in chunk], SURFACE_MAX_TOKENS)
             for s, row in zip(chunk, _normalize(pooled)):
                 self.cache[s] = row
         if not strings:
@@ -134,6 +157,7 @@ def make_embedder(  # noqa: ANN201
     model=None,
     surface_folder: str | Path | None = None,
     cache_file: str | Path | None = None,  # noqa: ANN001
+    backend: str | None = None,
 ):
     """Build the embedder for ``kind`` (one of ``VECTOR_KINDS``).
 
@@ -142,6 +166,8 @@ def make_embedder(  # noqa: ANN201
         model (ner.SpanModel | None): Needed for ``span`` and ``mix``.
         surface_folder (str | Path | None): Encoder for surface vectors. Defaults to e5-small.
         cache_file (str | Path | None): Surface vector cache (see ``SurfaceEmbedder``). Defaults to None.
+        backend (str | None): Where surface vectors run: "torch" or "onnx". Defaults to the NER
+            model's backend (torch without a model), so a service on ONNX Runtime imports no torch.
 
     Returns:
         Embedder: ``SpanEmbedder``, ``SurfaceEmbedder`` or ``MixEmbedder``.
@@ -155,5 +181,6 @@ def make_embedder(  # noqa: ANN201
         raise ValueError(f"vector kind {kind!r} needs a NER model (SpanModel) for its span embeddings")
     if kind == "span":
         return SpanEmbedder(model)
-    surface = SurfaceEmbedder(surface_folder, cache_file=cache_file)
+    backend = backend or getattr(model, "backend", None) or "torch"
+    surface = SurfaceEmbedder(surface_folder, cache_file=cache_file, backend=backend, model=model)
     return surface if kind == "surface" else MixEmbedder(SpanEmbedder(model), surface)

@@ -8,14 +8,36 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from ner.engine import SpanEngine
 from ner.entities import Entity
 from ner.errors import CheckpointError, InputError, NerError, PickleRefused
-from ner.model import SpanModel
 
-__all__ = ["CheckpointError", "Entity", "InputError", "NerError", "PickleRefused", "SpanModel", "load"]
+if TYPE_CHECKING:
+    import torch
+
+    from ner.model import SpanModel
+
+__all__ = [
+    "CheckpointError",
+    "Entity",
+    "InputError",
+    "NerError",
+    "PickleRefused",
+    "SpanEngine",
+    "SpanModel",
+    "load",
+]
+
+
+def __getattr__(name: str) -> Any:  # noqa: ANN401 - the torch backend's class, imported on first use
+    """`ner.SpanModel` imports torch only when asked for, so that serving an ONNX export never does."""
+    if name == "SpanModel":
+        from ner.model import SpanModel
+
+        return SpanModel
+    raise AttributeError(f"module 'ner' has no attribute {name!r}")
 
 
 def load(
@@ -26,7 +48,7 @@ def load(
     allow_pickle: bool = False,
     revision: str | None = None,
     backend: str | None = None,
-) -> SpanModel:
+) -> SpanEngine:
     """Load a SpanMarker checkpoint (or a `spanlink export` folder).
 
     Args:
@@ -45,7 +67,8 @@ def load(
             once). Defaults to "onnx" for a `spanlink export` folder and "torch" otherwise.
 
     Returns:
-        SpanModel: ready for `extract` and `embed_spans`.
+        SpanEngine: ready for `extract` and `embed_spans`: a `ner.model.SpanModel` on torch, or a
+        `ner.onnx_runtime.OnnxSpanModel` (which imports no torch) on ONNX Runtime.
 
     Raises:
         CheckpointError: missing, corrupt or mismatched files (PickleRefused for pickle-only weights),
@@ -58,7 +81,7 @@ def load(
         is_delta_folder,
         load_delta,
     )
-    from ner.onnx_export import is_onnx_folder
+    from ner.onnx_format import is_onnx_folder
 
     if isinstance(name_or_path, str) and name_or_path in EMBEDDED_MODELS:
         name_or_path = embedded_model_dir(name_or_path)
@@ -66,7 +89,7 @@ def load(
     if backend not in (None, "torch", "onnx"):
         raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
     if backend == "onnx" or (backend is None and is_onnx_folder(name_or_path)):
-        if device is not None and torch.device(device).type != "cpu":
+        if device is not None and str(device).split(":")[0] != "cpu":
             raise ValueError("the onnx backend runs on the CPU; use the torch backend for other devices")
         from ner.onnx_runtime import load_onnx
 
@@ -83,6 +106,8 @@ def load(
         return load_delta(folder, device=device, dtype=dtype)
     if is_delta_folder(Path(name_or_path)):
         return load_delta(Path(name_or_path), device=device, dtype=dtype)
+    from ner.model import SpanModel
+
     return SpanModel.from_pretrained(
         name_or_path, device=device, dtype=dtype, allow_pickle=allow_pickle, revision=revision
     )

@@ -17,16 +17,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING
 
 from ner.config import SpanConfig
-from ner.encoder import Encoder
 from ner.errors import CheckpointError
-from ner.model import BOUNDARY_BIAS, BOUNDARY_WEIGHT, SpanModel
 from ner.tokenization import SpanTokenizer
+
+if TYPE_CHECKING:  # the weights are torch's; finding the folders (`ner.load` on an ONNX export) is not
+    import torch
+
+    from ner.model import SpanModel
 
 DEFAULT_MODEL_ENV = "SPANLINK_DEFAULT_MODEL"
 FINE_MODEL_ENV = "SPANLINK_FINE_MODEL"
@@ -76,6 +76,10 @@ def embedded_model_dir(name: str) -> Path:
 
 def export_delta(model: SpanModel, folder: Path, base_name: str, base_sha256: str, card: str = "") -> Path:
     """Write `model` as a delta over its base encoder (see the module docstring)."""
+    from safetensors.torch import save_file
+
+    from ner.model import BOUNDARY_BIAS, BOUNDARY_WEIGHT
+
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().cpu() for k, v in model.encoder.hf_state_dict().items()}
     words = state.pop(_WORDS)
@@ -111,6 +115,13 @@ def load_delta(
     Raises:
         CheckpointError: missing or corrupt files, or a base that does not fit the delta.
     """
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ner.encoder import Encoder
+    from ner.model import BOUNDARY_BIAS, BOUNDARY_WEIGHT, SpanModel
+
     config = SpanConfig.from_file(folder / "config.json")
     base = config.raw.get("spanlink_base") or {}
     if base_folder is None:

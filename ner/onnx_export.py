@@ -28,24 +28,20 @@ import torch
 from torch import nn
 
 from ner.encoder import Encoder, Layer
-from ner.errors import NerError
+from ner.onnx_format import (
+    BOUNDARY_GRAPH,
+    DEFAULT_OPSET,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    MARKER_GRAPH,
+    PRECISIONS,
+    TEXT_GRAPH,
+    ExportError,
+    is_onnx_folder,
+)
 
-MANIFEST = "spanlink-onnx.json"
-FORMAT = "spanlink-onnx"
-FORMAT_VERSION = 1
-DEFAULT_OPSET = 17
-PRECISIONS = ("float32", "int8")
-TEXT_GRAPH, MARKER_GRAPH, BOUNDARY_GRAPH = "text.onnx", "markers.onnx", "boundary.onnx"
-
-
-class ExportError(NerError):
-    """The model cannot be exported (missing onnx package, unsupported precision, exporter failure)."""
-
-
-def is_onnx_folder(path: str | Path | None) -> bool:
-    """True for a folder written by `export_onnx` (it has the manifest)."""
-    return path is not None and (Path(path).expanduser() / MANIFEST).is_file()
-
+__all__ = ["MANIFEST", "PRECISIONS", "ExportError", "export_onnx", "is_onnx_folder"]
 
 # -- the graphs -----------------------------------------------------------------------------------
 

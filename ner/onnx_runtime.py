@@ -1,29 +1,31 @@
-"""The ONNX Runtime backend: `SpanModel`'s planning and decoding, the two forward passes on ORT.
+"""The ONNX Runtime backend: `SpanEngine` with its two forward passes on ORT, and no torch.
 
-`OnnxSpanModel` is a `SpanModel` whose encoder is a pair of ONNX Runtime sessions (`ner.onnx_export`
-writes them): the text graph stands in for `Encoder.forward_text` and returns the per-layer keys
-and values as ORT values, which go to the marker graph without a copy through numpy; only
-`_logits` differs, because the marker graph already ends in the span classifier. Windows, batching,
-marker chunking, pruning, decoding and span embeddings are the torch engine's own code, so the
-output is the same up to float rounding.
+`OnnxSpanModel` runs the graphs that `ner.onnx_export` writes: the text graph returns the hidden
+states and the per-layer keys and values as ORT values, which go to the marker graph without a copy
+through numpy; the marker graph already ends in the span classifier. Windows, batching, marker
+chunking, pruning, decoding and span embeddings are the engine's own code (`ner.engine`), shared
+with the torch backend, so the output is the same up to float rounding.
+
+Nothing here imports torch: a service that serves an exported folder runs on onnxruntime, numpy and
+tokenizers alone (`tests/ner/test_onnx_without_torch.py` checks that with torch made unimportable).
+Only exporting (`load_onnx` on a model that is not an export yet) needs torch.
 
 `load_onnx` opens an exported folder, or exports a model spanlink loads into the cache first.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from ner.config import SpanConfig
+from ner.engine import SpanEngine
 from ner.errors import CheckpointError
-from ner.model import SpanModel
-from ner.onnx_export import MANIFEST, PRECISIONS, ExportError, export_onnx, is_onnx_folder
+from ner.onnx_format import MANIFEST, PRECISIONS, ExportError, folder_key, is_onnx_folder
 from ner.segments import Segment
 from ner.tokenization import SpanTokenizer
 
@@ -45,48 +47,24 @@ def _session(path: Path, threads: int | None):  # noqa: ANN202 - onnxruntime.Inf
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
-class _TextEncoder(nn.Module):
-    """Duck-types `Encoder.forward_text` for `SpanModel._encode_text` and `embed_spans`."""
-
-    def __init__(self, session) -> None:  # noqa: ANN001 - onnxruntime.InferenceSession
-        super().__init__()
-        self.session = session
-        self.cache_names = [o.name for o in session.get_outputs()[1:]]
-
-    def forward_text(self, ids: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor):  # noqa: ANN201
-        """(hidden states as a torch tensor, the layers' keys and values as ORT values)."""
-        del positions  # the graph numbers the text from 2 itself, as SpanMarker does
-        ort = _ort()
-        # An OrtValue made from a numpy array borrows its memory: keep the arrays alive until the run ends.
-        ids_np, valid_np = np.ascontiguousarray(ids.cpu().numpy()), np.ascontiguousarray(valid.cpu().numpy())
-        feeds = {
-            "ids": ort.OrtValue.ortvalue_from_numpy(ids_np),
-            "valid": ort.OrtValue.ortvalue_from_numpy(valid_np),
-        }
-        outs = self.session.run_with_ort_values(["hidden", *self.cache_names], feeds)
-        return torch.from_numpy(np.array(outs[0].numpy())), list(outs[1:])
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)
 
 
-class _Boundary(nn.Module):
-    """Duck-types the boundary `nn.Linear` (`SpanModel.boundary_logits` calls it on one row's states)."""
-
-    def __init__(self, session) -> None:  # noqa: ANN001 - onnxruntime.InferenceSession
-        super().__init__()
-        self.session = session
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        x = np.ascontiguousarray(hidden.float().cpu().numpy())
-        return torch.from_numpy(self.session.run(["logits"], {"hidden": x})[0])
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits))
 
 
-class OnnxSpanModel(SpanModel):
-    """A `SpanModel` running on ONNX Runtime (CPU). Create it with `ner.load(..., backend="onnx")`.
+class OnnxSpanModel(SpanEngine):
+    """A span classifier running on ONNX Runtime (CPU). Create it with `ner.load(..., backend="onnx")`.
 
-    The API is `SpanModel`'s (`extract`, `embed_spans`, `score_candidates`, ...); `save_pretrained`
+    The API is `SpanEngine`'s (`extract`, `embed_spans`, `score_candidates`, ...); `save_pretrained`
     and training need the torch backend.
     """
 
     backend = "onnx"
+    device = "cpu"
 
     def __init__(
         self,
@@ -98,24 +76,39 @@ class OnnxSpanModel(SpanModel):
         name: str = "",
         threads: int | None = None,
     ) -> None:
-        text = _session(folder / manifest["graphs"]["text"], threads)
-        markers = _session(folder / manifest["graphs"]["markers"], threads)
         boundary = manifest["graphs"].get("boundary")
         super().__init__(
             config,
             tokenizer,
-            _TextEncoder(text),  # type: ignore[arg-type]
-            nn.Identity(),  # type: ignore[arg-type] - the classifier is inside the marker graph
             name=name,
-            boundary=_Boundary(_session(folder / boundary, threads)) if boundary else None,  # type: ignore[arg-type]
+            boundary=_session(folder / boundary, threads) if boundary else None,
         )
+        self.text_session = _session(folder / manifest["graphs"]["text"], threads)
+        self.marker_session = _session(folder / manifest["graphs"]["markers"], threads)
+        self.cache_names = [o.name for o in self.text_session.get_outputs()[1:]]
         self.dtype = manifest["precision"]
         self.folder = folder
         self.manifest = manifest
-        self.marker_session = markers
 
-    def _logits(self, batch: list[Segment], cache: list, valid: torch.Tensor) -> torch.Tensor:
-        """As `SpanModel._logits`: the same marker chunks, each one run of the marker graph."""
+    def _inference(self) -> AbstractContextManager:
+        return nullcontext()
+
+    def _encode_text(self, batch: list[Segment]) -> tuple[np.ndarray, list, np.ndarray]:
+        """As `SpanModel._encode_text`; the graph numbers the text from 2 itself, as SpanMarker does."""
+        ort = _ort()
+        t = max(s.enc.num_tokens for s in batch)
+        ids = np.full((len(batch), t), self.tokenizer.pad_id, dtype=np.int64)
+        valid = np.zeros((len(batch), t), dtype=bool)
+        for b, seg in enumerate(batch):
+            ids[b, : seg.enc.num_tokens] = seg.enc.ids
+            valid[b, : seg.enc.num_tokens] = True
+        # An OrtValue made from a numpy array borrows its memory: the arrays outlive the run here.
+        feeds = {name: ort.OrtValue.ortvalue_from_numpy(a) for name, a in (("ids", ids), ("valid", valid))}
+        outs = self.text_session.run_with_ort_values(["hidden", *self.cache_names], feeds)
+        return np.array(outs[0].numpy()), list(outs[1:]), valid
+
+    def _class_probs(self, batch: list[Segment], cache: list, valid: np.ndarray) -> np.ndarray:
+        """As `SpanModel._class_probs`: the same marker chunks, each one run of the marker graph."""
         ort = _ort()
         p = max(len(s.spans) for s in batch)
         start_pos = np.full((len(batch), p), 2, dtype=np.int64)
@@ -123,9 +116,8 @@ class OnnxSpanModel(SpanModel):
         for b, seg in enumerate(batch):
             start_pos[b, : len(seg.spans)] = seg.starts + 2
             end_pos[b, : len(seg.spans)] = seg.ends + 2
-        valid_np = np.ascontiguousarray(valid.cpu().numpy())  # borrowed by the OrtValue: keep it alive
-        feeds = {"valid": ort.OrtValue.ortvalue_from_numpy(valid_np)}
-        feeds.update(zip(self.encoder.cache_names, cache))
+        feeds = {"valid": ort.OrtValue.ortvalue_from_numpy(valid)}  # borrowed: `valid` stays alive
+        feeds.update(zip(self.cache_names, cache))
         chunk = max(1, self.marker_budget // (2 * len(batch)))
         logits = []
         for c0 in range(0, p, chunk):
@@ -135,7 +127,17 @@ class OnnxSpanModel(SpanModel):
             feeds["start_pos"] = ort.OrtValue.ortvalue_from_numpy(starts)
             feeds["end_pos"] = ort.OrtValue.ortvalue_from_numpy(ends)
             logits.append(self.marker_session.run_with_ort_values(["logits"], feeds)[0].numpy())
-        return torch.from_numpy(np.concatenate(logits, axis=1))
+        return _softmax(np.concatenate(logits, axis=1).astype(np.float32, copy=False))
+
+    def _boundary_probs(self, hidden: np.ndarray, seg: Segment, row: int) -> tuple[np.ndarray, np.ndarray]:
+        first = [t[0] if t else 0 for t in seg.enc.word_tokens]
+        last = [t[1] - 1 if t else 0 for t in seg.enc.word_tokens]
+        states = np.ascontiguousarray(hidden[row], dtype=np.float32)
+        logits = self.boundary.run(["logits"], {"hidden": states})[0]  # (tokens, 2)
+        return _sigmoid(logits[first, 0]), _sigmoid(logits[last, 1])
+
+    def _rows_mean(self, states: Any, rows: slice | list[int]) -> np.ndarray:
+        return states[rows].astype(np.float32, copy=False).mean(0)
 
     def save_pretrained(self, folder: str | Path) -> Path:
         raise ValueError(
@@ -168,13 +170,7 @@ def _export_key(name_or_path: str | Path | None, precision: str, revision: str |
     from ner.default_model import default_model_dir
 
     folder = default_model_dir() if name_or_path is None else Path(name_or_path).expanduser()
-    parts = [str(folder.resolve()) if folder.exists() else str(name_or_path), precision, str(revision)]
-    if folder.is_dir():
-        for path in sorted(folder.iterdir()):
-            if path.is_file():
-                stat = path.stat()
-                parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    return folder_key(folder, precision, str(revision))
 
 
 def load_onnx(
@@ -212,6 +208,7 @@ def load_onnx(
     with FileLock(str(out) + ".lock"):
         if not is_onnx_folder(out):
             import ner
+            from ner.onnx_export import export_onnx  # exporting needs torch; running does not
 
             source = ner.load(name_or_path, allow_pickle=allow_pickle, revision=revision, backend="torch")
             export_onnx(source, out, quantize=precision, source=str(name_or_path or "default"))

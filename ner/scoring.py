@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass
 
 from ner.corpora import Sentence
+from ner.engine import SpanEngine
 from ner.entities import Entity
 from ner.evaluation import EntityAccumulator
-from ner.model import SpanModel
 
 
 @dataclass
@@ -28,7 +28,7 @@ class ScoreRun:
 
 
 def score_model(
-    model: SpanModel,
+    model: SpanEngine,
     sentences: list[Sentence],
     *,
     batch_size: int = 64,

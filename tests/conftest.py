@@ -15,6 +15,22 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def torch_free_env(tmp_path_factory) -> dict[str, str]:
+    """The environment of a subprocess in which ``import torch`` fails, as on a machine without it.
+
+    A ``sitecustomize`` sets ``sys.modules["torch"] = None``: every import of torch then raises
+    ImportError, and ``importlib.util.find_spec("torch")`` is None, so libraries that probe for
+    torch (transformers) take their torch-free path as they would where it is not installed.
+    """
+    folder = tmp_path_factory.mktemp("no-torch")
+    (folder / "sitecustomize.py").write_text('import sys\n\nsys.modules["torch"] = None\n', encoding="utf-8")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), str(REPO)])}
+
+
 def pytest_report_header(config) -> list[str]:  # noqa: ARG001
     import torch
 

@@ -60,7 +60,9 @@ def versions(service: ServiceDep) -> dict[str, Any]:
     return {
         "python": platform.python_version(),
         "spanlink": _version("spanlink"),
-        "packages": {name: _version(name) for name in ("fastapi", "torch", "transformers", "faiss-cpu")},
+        "packages": {
+            name: _version(name) for name in ("fastapi", "torch", "transformers", "onnxruntime", "faiss-cpu")
+        },
         "sqlite": sqlite3.sqlite_version,
         "model": {
             "name": getattr(model, "name", None) or service.settings.model or "default",
@@ -69,6 +71,7 @@ def versions(service: ServiceDep) -> dict[str, Any]:
             "hidden_size": int(model.hidden_size),
             "device": str(getattr(model, "device", "cpu")),
             "dtype": str(getattr(model, "dtype", "")),
+            "backend": getattr(model, "backend", ""),
         },
         "vectors": service.settings.vectors,
         "index": {

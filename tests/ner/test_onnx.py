@@ -151,9 +151,13 @@ def test_cli_export(pairs, tmp_path):
     torch_model, _ = pairs["wp-plain-4"]
     checkpoint = torch_model.save_pretrained(tmp_path / "ckpt")
     runner = CliRunner()
-    result = runner.invoke(app, ["export", "--model", str(checkpoint), "--out", str(tmp_path / "out")])
+    # --no-surface: without linking's surface encoder (tests/api/test_serve_without_torch.py bundles it)
+    args = ["export", "--model", str(checkpoint), "--out", str(tmp_path / "out"), "--no-surface"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout.strip().splitlines()[-1])["precision"] == "float32"
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["precision"] == "float32" and summary["surface"] is None
+    assert not (tmp_path / "out" / "surface").exists()
     _assert_same(ner.load(tmp_path / "out").extract(TEXTS[1]), torch_model.extract(TEXTS[1]), "cli export")
     bad = runner.invoke(
         app, ["export", "--model", str(checkpoint), "--out", str(tmp_path / "x"), "--format", "tf"]
