@@ -7,7 +7,8 @@ graph is the encoder plus the masked mean (``input_ids``, ``attention_mask`` -> 
 float32: the vectors equal the torch ones up to float rounding (~1e-6), so a store written by one
 backend is searched by the other.
 
-A surface folder holds ``surface.onnx``, the tokenizer files and ``spanlink-surface.json``.
+A surface folder holds ``surface.onnx`` (its weights in ``surface.onnx.data``, which ONNX Runtime
+memory-maps), the tokenizer files and ``spanlink-surface.json``.
 `spanlink export --format onnx` writes one into the export (``surface/``); `surface_folder_for` finds
 it there, or exports the encoder into the cache once (which needs torch).
 """
@@ -46,6 +47,8 @@ def export_surface(encoder_folder: str | Path, out: str | Path, opset: int = 17)
     import torch
     from transformers import AutoModel, AutoTokenizer
 
+    from ner.onnx_export import readable_mode, save_with_external_weights
+
     class Pooled(torch.nn.Module):
         """The encoder's last states, averaged over the real tokens (`SurfaceEmbedder`'s pooling)."""
 
@@ -73,7 +76,7 @@ def export_surface(encoder_folder: str | Path, out: str | Path, opset: int = 17)
             torch.onnx.export(
                 Pooled(encoder.eval()).eval(),
                 (example["input_ids"], example["attention_mask"]),
-                str(work / SURFACE_GRAPH),
+                str(work / "traced.onnx"),
                 input_names=["input_ids", "attention_mask"],
                 output_names=["pooled"],
                 dynamic_axes={
@@ -85,6 +88,8 @@ def export_surface(encoder_folder: str | Path, out: str | Path, opset: int = 17)
                 do_constant_folding=True,
                 dynamo=False,
             )
+        save_with_external_weights(work / "traced.onnx", work / SURFACE_GRAPH)  # memory-mapped at run time
+        (work / "traced.onnx").unlink()
         tokenizer.save_pretrained(str(work))
         manifest = {
             "format": "spanlink-surface",
@@ -94,6 +99,7 @@ def export_surface(encoder_folder: str | Path, out: str | Path, opset: int = 17)
             "source": str(encoder_folder),
         }
         (work / SURFACE_MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        work.chmod(readable_mode(0o777))  # mkdtemp made it owner-only
         shutil.rmtree(out, ignore_errors=True)
         work.rename(out)
     except BaseException:
@@ -141,11 +147,15 @@ def surface_folder_for(model: Any = None, encoder_folder: str | Path | None = No
 
 
 class OnnxSurfacePooler:
-    """Pooled vectors of already prefixed strings, on ONNX Runtime (what `SurfaceEmbedder` calls)."""
+    """Pooled vectors of already prefixed strings, on ONNX Runtime (what `SurfaceEmbedder` calls).
+
+    Tokenizes with `tokenizers` itself: transformers imports torch whenever torch is installed,
+    which would undo the point of this class.
+    """
 
     def __init__(self, folder: str | Path, threads: int | None = None) -> None:
         import onnxruntime as ort
-        from transformers import AutoTokenizer
+        from tokenizers import Tokenizer
 
         folder = Path(folder)
         manifest = json.loads((folder / SURFACE_MANIFEST).read_text(encoding="utf-8"))
@@ -156,12 +166,19 @@ class OnnxSurfacePooler:
         self.session = ort.InferenceSession(
             str(folder / SURFACE_GRAPH), sess_options=options, providers=["CPUExecutionProvider"]
         )
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        pad = config.get("pad_token") or "<pad>"
+        pad = pad["content"] if isinstance(pad, dict) else pad
+        self.pad_id = self.tokenizer.token_to_id(pad)
         self.dim = int(manifest["dim"])
 
     def __call__(self, strings: list[str], max_length: int) -> np.ndarray:
-        batch = self.tokenizer(
-            strings, padding=True, truncation=True, max_length=max_length, return_tensors="np"
-        )
-        feeds = {name: np.asarray(batch[name], dtype=np.int64) for name in ("input_ids", "attention_mask")}
+        self.tokenizer.enable_truncation(max_length)
+        self.tokenizer.enable_padding(pad_id=self.pad_id, pad_token=self.tokenizer.id_to_token(self.pad_id))
+        encodings = self.tokenizer.encode_batch(strings)
+        feeds = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        }
         return self.session.run(["pooled"], feeds)[0]

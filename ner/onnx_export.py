@@ -10,8 +10,10 @@ the same (and no more) work:
   ``logits`` (batch, pairs, labels) of the span classifier;
 * ``boundary.onnx`` (models with a boundary head only): ``hidden`` (tokens, hidden) -> (tokens, 2).
 
-Batch, text and marker lengths are dynamic axes. The folder also holds ``config.json`` (the
-SpanMarker config), the tokenizer files and ``spanlink-onnx.json`` (opset, precision, versions).
+Each graph keeps its weights in a file beside it (``text.onnx.data``, ...), which ONNX Runtime
+memory-maps (`save_with_external_weights`). Batch, text and marker lengths are dynamic axes. The
+folder also holds ``config.json`` (the SpanMarker config), the tokenizer files and
+``spanlink-onnx.json`` (opset, precision, versions).
 The marker graph holds only the two marker rows of the word matrix, not the whole table.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 from importlib import metadata
@@ -247,12 +250,16 @@ def export_onnx(
             )
             names.append(BOUNDARY_GRAPH)
         for name in names:
+            graph = graphs / name
             if precision == "int8" and name != BOUNDARY_GRAPH:  # the boundary head is one tiny product
-                _quantize_int8(graphs / name, out / name)
-            else:
-                shutil.move(graphs / name, out / name)
+                graph = graphs / f"int8-{name}"
+                _quantize_int8(graphs / name, graph)
+            save_with_external_weights(graph, graphs / "final" / name)
+            for path in (graphs / "final").glob(f"{name}*"):  # the graph and its weights file
+                path.replace(out / path.name)
         if model.boundary is None:
-            (out / BOUNDARY_GRAPH).unlink(missing_ok=True)
+            for path in (out / BOUNDARY_GRAPH, out / f"{BOUNDARY_GRAPH}{WEIGHTS_SUFFIX}"):
+                path.unlink(missing_ok=True)
     finally:
         shutil.rmtree(graphs, ignore_errors=True)
     (out / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2), encoding="utf-8")
@@ -274,6 +281,42 @@ def export_onnx(
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return out
+
+
+WEIGHTS_SUFFIX = ".data"
+
+
+def save_with_external_weights(src: Path, dst: Path) -> Path:
+    """Re-save the graph at ``src`` as ``dst`` plus ``dst.data``, which holds its weights.
+
+    ONNX Runtime memory-maps external weights instead of copying them into the process, and the
+    word-embedding table (250k rows, 384 MB in float32) is then read only where a text's tokens
+    touch it: a service holding the default model's int8 graphs and linking's surface encoder
+    stays hundreds of MB smaller than with the weights inside the graph files (README, Backends).
+    """
+    import onnx
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    weights = dst.with_name(dst.name + WEIGHTS_SUFFIX)
+    weights.unlink(missing_ok=True)  # onnx appends to an existing weights file
+    onnx.save_model(
+        onnx.load(str(src)),
+        str(dst),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=weights.name,
+        size_threshold=1024,
+    )
+    if weights.exists():  # (a graph whose tensors are all under 1 KB keeps them inside)
+        weights.chmod(readable_mode(0o666))  # onnx creates it owner-only; a service may run as another user
+    return dst
+
+
+def readable_mode(mode: int) -> int:
+    """``mode`` as this process's umask leaves it (what a plain ``open`` or ``mkdir`` would give)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
 
 
 def _quantize_int8(src: Path, dst: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from tests.ner.sentences import SENTENCES  # noqa: E402
 
 TEXTS = [t for t in SENTENCES if t][:6]
 NAMES = ["Wielka Brytania", "Великобритания", "Great Britain", "東京", "Angela Merkel", "x" * 300]
+NAMES += ["Dr. J.R.R. Tolkien's", "ﬁligree Ünïcödé", "हिन्दी", "a\tb", "🙂"]  # tokenizer corners
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +42,12 @@ def exported(tiny_checkpoint, tmp_path_factory) -> Path:
     result = CliRunner().invoke(app, ["export", "--model", str(tiny_checkpoint), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["surface"] == str(out / "surface")
+    from ner.onnx_export import readable_mode
+
+    for path in [out, *out.rglob("*")]:  # a service may run as another user than the one who exported
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == readable_mode(0o777 if path.is_dir() else 0o666), (path, oct(mode))
+    assert (out / "surface" / "surface.onnx.data").stat().st_size > 400e6  # the weights, memory-mapped
     return out
 
 
@@ -104,3 +112,26 @@ def test_serve_ingest_and_search_without_torch(torch_free_server, tiny_checkpoin
         assert http.get("/health").status_code == 200
     log = (data_dir / "server.log").read_text()
     assert "Traceback" not in log
+
+
+def test_an_installed_torch_is_not_imported_either(exported, tmp_path):
+    """Where torch is installed, the service on an export still never imports it (nor transformers,
+    which imports torch whenever it can): same memory and start-up as on a machine without it."""
+    code = """
+import sys
+from api.service import Service
+from api.settings import ServiceSettings
+
+service = Service.open(ServiceSettings(model=sys.argv[1], data_dir=sys.argv[2]))
+try:
+    service.extract(["Angela Merkel visited Paris."])
+    service.embedder.embed("Angela Merkel visited Paris.", [(0, 13)])
+finally:
+    service.close()
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers")))
+"""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = [sys.executable, "-c", code, str(exported), str(tmp_path / "store")]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
