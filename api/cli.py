@@ -38,6 +38,13 @@ class _OneLineErrors(TyperGroup):
         return code
 
 
+TORCH_MISSING = (
+    "this needs torch, which is not installed here; an environment without torch "
+    "(scripts/setup --onnx-serve) runs `spanlink export` folders only: extract, evaluate, ingest, "
+    "similar, entity and serve with --model EXPORT_DIR"
+)
+
+
 def _run_group(call: Any) -> int:  # noqa: ANN401 - a zero-argument callable
     """Run the click group without standalone mode and map every outcome to an exit status.
 
@@ -64,6 +71,9 @@ def _run_group(call: Any) -> int:  # noqa: ANN401 - a zero-argument callable
             return 1
         if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
             raise
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "torch":
+            typer.echo(f"error: {TORCH_MISSING}", err=True)
+            return 1
         typer.echo(
             f"error: unexpected {type(exc).__name__}: {_one_line(str(exc))} "
             f"(set {DEBUG_VARIABLE}=1 for the traceback)",

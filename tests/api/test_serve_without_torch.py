@@ -135,3 +135,29 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformer
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_commands_that_need_torch_say_so(torch_free_env, tiny_checkpoint, exported, tmp_path):
+    """Without torch, a torch model or an export gets one line that says why, not a traceback."""
+    for args in (
+        ["extract", "--model", str(tiny_checkpoint), "Angela Merkel"],
+        ["export", "--model", str(tiny_checkpoint), "--out", str(tmp_path / "x")],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "api", *args],
+            env=torch_free_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 1, (args, done.stderr)
+        assert "needs torch, which is not installed here" in done.stderr, (args, done.stderr)
+        assert "unexpected" not in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "api", "extract", "--model", str(exported), "Angela Merkel"],
+        env=torch_free_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
