@@ -58,7 +58,7 @@ class ModelStage:
     name an entity left out), then the mention vectors the linker would compute. One per actor.
 
     Args:
-        model (ner.SpanModel): The NER model.
+        model (ner.SpanEngine): The NER model (torch or ONNX Runtime backend).
         embedder (linking.embedding.Embedder): Mention vectors (the store's kind).
         stored (Collection[bytes]): Keys of documents already stored (``document_key``): skipped here.
     """

@@ -132,7 +132,7 @@ class Service:
 
     Args:
         settings (ServiceSettings): Limits and batching parameters.
-        model (ner.SpanModel): The NER model.
+        model (ner.SpanEngine): The NER model (torch or ONNX Runtime backend).
         store (index.Store): The open store.
         embedder (linking.embedding.Embedder): Mention vectors (its ``dim`` is the store's).
 

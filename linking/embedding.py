@@ -34,9 +34,9 @@ def _normalize(rows: np.ndarray) -> np.ndarray:
 
 
 class SpanEmbedder:
-    """Contextual span vectors from a ``ner.SpanModel`` (mean of the span's final subword states)."""
+    """Contextual span vectors from a ``ner.SpanEngine`` (mean of the span's final subword states)."""
 
-    def __init__(self, model) -> None:  # noqa: ANN001 - a ner.SpanModel
+    def __init__(self, model) -> None:  # noqa: ANN001 - a ner.SpanEngine
         self.model = model
         self.dim = int(model.hidden_size)
 
@@ -163,7 +163,7 @@ def make_embedder(  # noqa: ANN201
 
     Args:
         kind (str): ``"span"``, ``"surface"`` or ``"mix"``.
-        model (ner.SpanModel | None): Needed for ``span`` and ``mix``.
+        model (ner.SpanEngine | None): Needed for ``span`` and ``mix``.
         surface_folder (str | Path | None): Encoder for surface vectors. Defaults to e5-small.
         cache_file (str | Path | None): Surface vector cache (see ``SurfaceEmbedder``). Defaults to None.
         backend (str | None): Where surface vectors run: "torch" or "onnx". Defaults to the NER
@@ -178,7 +178,7 @@ def make_embedder(  # noqa: ANN201
     if kind not in VECTOR_KINDS:
         raise ValueError(f"vector kind must be one of {VECTOR_KINDS}, got {kind!r}")
     if kind in ("span", "mix") and model is None:
-        raise ValueError(f"vector kind {kind!r} needs a NER model (SpanModel) for its span embeddings")
+        raise ValueError(f"vector kind {kind!r} needs a NER model (ner.load) for its span embeddings")
     if kind == "span":
         return SpanEmbedder(model)
     backend = backend or getattr(model, "backend", None) or "torch"

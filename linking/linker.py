@@ -149,7 +149,7 @@ class Linker:
 
     Args:
         store (index.Store): The store; its ``dim`` must equal the embedder's.
-        model (ner.SpanModel | None): NER model for documents without given mentions; also the
+        model (ner.SpanEngine | None): NER model for documents without given mentions; also the
             default embedder (span vectors). Defaults to None (mentions must then be given).
         settings (LinkSettings | None): Thresholds and weights. Defaults to ``LinkSettings()``.
         embedder (Embedder | None): Mention vectors. Defaults to ``SpanEmbedder(model)``.

@@ -110,6 +110,8 @@ def test_serve_ingest_and_search_without_torch(torch_free_server, tiny_checkpoin
         assert hits.status_code == 200, hits.text
         assert mention["entity_id"] in [h["entity"]["id"] for h in hits.json()["data"]]
         assert http.get("/health").status_code == 200
+        page = http.get(f"/entities/{mention['entity_id']}")  # the web page, server-rendered
+        assert page.status_code == 200 and text[mention["start"] : mention["end"]] in page.text
     log = (data_dir / "server.log").read_text()
     assert "Traceback" not in log
 
