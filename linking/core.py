@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from linking.names import form_similarity, name_keys, normalize_name, script_of, transliteration_comparable
+from linking.names import (
+    form_similarity,
+    name_keys,
+    name_tokens,
+    normalize_name,
+    script_of,
+    transliteration_comparable,
+)
 from linking.settings import LinkSettings
 
 MAX_POSTING = 200  # alias keys shared by more entities than this are skipped when finding candidates
@@ -131,30 +138,52 @@ class NameEvidence:
 
 
 def name_evidence(
-    forms: Iterable[str], entity: EntityView, partial: float = 0.8, person: bool = False
+    forms: Iterable[str],
+    entity: EntityView,
+    partial: float = 0.8,
+    person: bool = False,
+    full_name_conflict: float = 0.0,
 ) -> NameEvidence:
-    """``NameEvidence`` of a group's forms against an entity's name and aliases."""
+    """``NameEvidence`` of a group's forms against an entity's name and aliases.
+
+    With ``full_name_conflict`` > 0, full names decide over their parts: where the group and the
+    entity both have a name of two or more words in a script and the best pair of those scores
+    below it ("Джавед Масих" / "Ашик Масих"), a shorter form's match ("Масих" / "масих", or
+    "Комісія" for "Венеціанська комісія" / "Європейська комісія") does not raise the evidence
+    in that script above the full names' own similarity.
+    """
     by_script = entity_scripts(entity)
     forms = list(dict.fromkeys(forms))
     form_scripts = {form: script_of(form) for form in forms}
     shared = bool(set(form_scripts.values()) & set(by_script))
     comparable = any(transliteration_comparable(a, b) for a in set(form_scripts.values()) for b in by_script)
-    same = cross = 0.0
+    same_in: dict[str, float] = defaultdict(float)
+    cross = 0.0
     for form, script in form_scripts.items():  # exact matches first (entities with many aliases)
         for alias_script in entity.known_scripts.get(normalize_name(form), ()):
             if alias_script == script:
-                same = 1.0
+                same_in[script] = 1.0
             elif transliteration_comparable(script, alias_script):
                 cross = 1.0
     for form, script in form_scripts.items():
         for alias_script, aliases in by_script.items():
             if alias_script == script:
-                if same >= 1.0:
+                if same_in[script] >= 1.0:
                     continue
-                same = max(same, max(form_similarity(form, a, partial, person) for a in aliases))
+                same_in[script] = max(
+                    same_in[script], max(form_similarity(form, a, partial, person) for a in aliases)
+                )
             elif transliteration_comparable(script, alias_script) and cross < 1.0:
                 cross = max(cross, max(form_similarity(form, a, partial, person) for a in aliases))
-    return NameEvidence(same, cross, shared, comparable)
+    if full_name_conflict > 0:
+        for script in same_in:
+            full_forms = [f for f, s in form_scripts.items() if s == script and len(name_tokens(f)) > 1]
+            full_aliases = [a for a in by_script.get(script, ()) if len(name_tokens(a)) > 1]
+            if full_forms and full_aliases:
+                full = max(form_similarity(f, a, partial, person) for f in full_forms for a in full_aliases)
+                if full < full_name_conflict:
+                    same_in[script] = min(same_in[script], full)
+    return NameEvidence(max(same_in.values(), default=0.0), cross, shared, comparable)
 
 
 def entity_scripts(entity: EntityView) -> dict[str, list[str]]:
@@ -208,7 +237,9 @@ def score_candidate(group: GroupView, entity: EntityView, settings: LinkSettings
     person = group.label_group == "PER" and (
         cosine >= settings.surname_cosine or settings.surname_cosine <= 0
     )
-    evidence = name_evidence(group.forms, entity, settings.partial_for(group.label_group), person)
+    evidence = name_evidence(
+        group.forms, entity, settings.partial_for(group.label_group), person, settings.full_name_conflict
+    )
     name = evidence.same
     vouched = cosine >= settings.cross_script_cosine or settings.cross_script_cosine <= 0
     if evidence.cross > name and vouched:

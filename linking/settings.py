@@ -43,6 +43,11 @@ class LinkSettings:
         0.25, "Weight of the cosine between the group vector and the entity centroid."
     )
     type_weight: float = _setting(0.1, "Bonus for a candidate of the same type.")
+    full_name_conflict: float = _setting(
+        0.8,
+        "When a group's and an entity's full names (two or more words) in one script match below "
+        "this, a shorter form's match does not count (namesakes through a surname; 0 = off).",
+    )
     link_threshold: float = _setting(1.1, "Link score at or above which a group joins an existing entity.")
     min_name_similarity: float = _setting(
         0.5, "Candidates with a lower name similarity are linked only on a very high cosine (see next)."

@@ -67,6 +67,38 @@ def test_a_near_identical_vector_does_not_override_a_persons_different_name_in_t
     assert score_candidate(place, germany, LinkSettings()).name >= LinkSettings().vector_only_cosine
 
 
+@pytest.mark.parametrize(
+    "forms, name, aliases, label",
+    [
+        (["Джавед Масих", "Масих"], "Ашик Масих", ["масих"], "PER"),  # namesakes through a surname
+        (["Венеціанська комісія", "Комісія"], "Європейська комісія", ["комісія"], "ORG"),  # a head word
+    ],
+)
+def test_conflicting_full_names_outweigh_a_shared_part(forms, name, aliases, label):
+    entity = EntityView(1, name, label, aliases, unit(1, 0))
+    group = GroupView(forms, label, unit(1, 0.5))  # cosine 0.89: the vector cannot stand in for the name
+    capped = score_candidate(group, entity, LinkSettings())
+    assert capped.name == pytest.approx(0.25)  # the full names' own similarity, not the part's 1.0
+    assert decide(group, [entity], LinkSettings()).entity_id is None
+    uncapped = score_candidate(group, entity, LinkSettings(full_name_conflict=0))
+    assert uncapped.name == 1.0 and decide(group, [entity], LinkSettings(full_name_conflict=0)).entity_id == 1
+
+
+@pytest.mark.parametrize(
+    "forms, name",
+    [
+        (["Терезы Мэй", "Мэй"], "Тереза Мэй"),  # an inflected full name still agrees
+        (["Donald Trump", "Trump"], "Donald John Trump"),  # a middle name
+        (["Trump"], "Donald Trump"),  # no full name in the group: the part counts as before
+    ],
+)
+def test_agreeing_or_missing_full_names_keep_the_parts_match(forms, name):
+    entity = EntityView(1, name, "PER", [forms[-1].lower()], unit(1, 0))
+    group = GroupView(forms, "PER", unit(1, 0.05))
+    assert score_candidate(group, entity, LinkSettings()).name == 1.0
+    assert decide(group, [entity], LinkSettings()).entity_id == 1
+
+
 def test_best_candidate_wins_and_ties_break_by_id():
     a = EntityView(2, "Theresa May", "PER", [], unit(1, 0))
     b = EntityView(1, "Brian May", "PER", [], unit(0, 1))
