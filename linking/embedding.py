@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -50,26 +50,48 @@ SURFACE_MAX_TOKENS = 64
 """Mention strings are short; longer ones are cut to this many tokens."""
 
 
+def pooled_encoder(folder: str | Path, **load: Any) -> tuple[Any, Any, int]:  # noqa: ANN401
+    """(tokenizer, module, hidden size) of the surface encoder, on torch (transformers).
+
+    The module maps (input_ids, attention_mask) to the mean of the last states over the real
+    tokens: the pooling of surface vectors, here and in the ONNX graph that `linking.surface_onnx`
+    traces from this same module, so the two backends cannot drift apart. ``load`` goes to
+    ``AutoModel.from_pretrained``.
+    """
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, encoder: torch.nn.Module) -> None:
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            return (hidden * mask).sum(1) / mask.sum(1)
+
+    encoder = AutoModel.from_pretrained(str(folder), add_pooling_layer=False, **load).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    return tokenizer, Pooled(encoder).eval(), int(encoder.config.hidden_size)
+
+
 def _torch_pooler(folder: str | Path | None):  # noqa: ANN202 - (strings, max_length) -> array, and dim
     """Masked-mean e5 states on torch (transformers), for `SurfaceEmbedder`."""
     import torch
-    from transformers import AutoModel, AutoTokenizer
 
     if folder is None:
         from ner.base_encoder import ensure_base_encoder
 
         folder = ensure_base_encoder()
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    encoder = AutoModel.from_pretrained(str(folder), add_pooling_layer=False).eval()
+    tokenizer, pooled, dim = pooled_encoder(folder)
 
     def pool(strings: list[str], max_length: int) -> np.ndarray:
         batch = tokenizer(strings, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         with torch.inference_mode():
-            hidden = encoder(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return ((hidden * mask).sum(1) / mask.sum(1)).float().numpy()
+            return pooled(batch["input_ids"], batch["attention_mask"]).float().numpy()
 
-    return pool, int(encoder.config.hidden_size)
+    return pool, dim
 
 
 class SurfaceEmbedder:

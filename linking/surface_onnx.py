@@ -45,28 +45,13 @@ def export_surface(encoder_folder: str | Path, out: str | Path, opset: int = 17)
     import warnings
 
     import torch
-    from transformers import AutoModel, AutoTokenizer
 
+    from linking.embedding import pooled_encoder
     from ner.onnx_export import readable_mode, save_with_external_weights
 
-    class Pooled(torch.nn.Module):
-        """The encoder's last states, averaged over the real tokens (`SurfaceEmbedder`'s pooling)."""
-
-        def __init__(self, encoder: torch.nn.Module) -> None:
-            super().__init__()
-            self.encoder = encoder
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            return (hidden * mask).sum(1) / mask.sum(1)
-
     out = Path(out)
-    tokenizer = AutoTokenizer.from_pretrained(str(encoder_folder))
     # "eager" attention traces to plain MatMul/Softmax; the default (SDPA) adds branches the tracer fixes.
-    encoder = AutoModel.from_pretrained(
-        str(encoder_folder), add_pooling_layer=False, attn_implementation="eager"
-    )
+    tokenizer, pooled, dim = pooled_encoder(encoder_folder, attn_implementation="eager")
     example = tokenizer(["query: a b", "query: c"], padding=True, return_tensors="pt")
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
@@ -74,7 +59,7 @@ def export_surface(encoder_folder: str | Path, out: str | Path, opset: int = 17)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
             torch.onnx.export(
-                Pooled(encoder.eval()).eval(),
+                pooled,
                 (example["input_ids"], example["attention_mask"]),
                 str(work / "traced.onnx"),
                 input_names=["input_ids", "attention_mask"],
@@ -95,7 +80,7 @@ def export_surface(encoder_folder: str | Path, out: str | Path, opset: int = 17)
             "format": "spanlink-surface",
             "format_version": 1,
             "opset": opset,
-            "dim": int(encoder.config.hidden_size),
+            "dim": dim,
             "source": str(encoder_folder),
         }
         (work / SURFACE_MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
@@ -154,28 +139,22 @@ class OnnxSurfacePooler:
     """
 
     def __init__(self, folder: str | Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
+
+        from ner.onnx_runtime import open_session
 
         folder = Path(folder)
         manifest = json.loads((folder / SURFACE_MANIFEST).read_text(encoding="utf-8"))
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(
-            str(folder / SURFACE_GRAPH), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self.session = open_session(folder / SURFACE_GRAPH, threads)
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
         pad = config.get("pad_token") or "<pad>"
         pad = pad["content"] if isinstance(pad, dict) else pad
-        self.pad_id = self.tokenizer.token_to_id(pad)
+        self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id(pad), pad_token=pad)
         self.dim = int(manifest["dim"])
 
     def __call__(self, strings: list[str], max_length: int) -> np.ndarray:
         self.tokenizer.enable_truncation(max_length)
-        self.tokenizer.enable_padding(pad_id=self.pad_id, pad_token=self.tokenizer.id_to_token(self.pad_id))
         encodings = self.tokenizer.encode_batch(strings)
         feeds = {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),

@@ -123,6 +123,39 @@ class SpanEngine:
     def _batches(self, segments: list[Segment], batch_size: int) -> Iterator[list[Segment]]:
         return length_batches(segments, batch_size, self.token_budget)
 
+    # -- the passes' inputs, as numpy (each backend wraps them its own way) ----------------------
+
+    def _text_arrays(self, batch: list[Segment]) -> tuple[np.ndarray, np.ndarray]:
+        """(token ids padded with the pad id, valid mask): (batch, longest text), int64 and bool."""
+        t = max(s.enc.num_tokens for s in batch)
+        ids = np.full((len(batch), t), self.tokenizer.pad_id, dtype=np.int64)
+        valid = np.zeros((len(batch), t), dtype=bool)
+        for b, seg in enumerate(batch):
+            ids[b, : seg.enc.num_tokens] = seg.enc.ids
+            valid[b, : seg.enc.num_tokens] = True
+        return ids, valid
+
+    @staticmethod
+    def _marker_arrays(batch: list[Segment]) -> tuple[np.ndarray, np.ndarray]:
+        """Marker positions of every candidate's start and end token, (batch, most spans) int64.
+
+        Positions count from 2 (SpanMarker); padding rows point at the first token.
+        """
+        p = max(len(s.spans) for s in batch)
+        start_pos = np.full((len(batch), p), 2, dtype=np.int64)
+        end_pos = np.full((len(batch), p), 2, dtype=np.int64)
+        for b, seg in enumerate(batch):
+            start_pos[b, : len(seg.spans)] = seg.starts + 2
+            end_pos[b, : len(seg.spans)] = seg.ends + 2
+        return start_pos, end_pos
+
+    @staticmethod
+    def _word_edges(seg: Segment) -> tuple[list[int], list[int]]:
+        """Each word's first and last subword row (0 for a word without tokens), for the boundary head."""
+        first = [t[0] if t else 0 for t in seg.enc.word_tokens]
+        last = [t[1] - 1 if t else 0 for t in seg.enc.word_tokens]
+        return first, last
+
     # -- what a backend supplies ----------------------------------------------------------------
 
     def _inference(self) -> AbstractContextManager:

@@ -161,25 +161,16 @@ class SpanModel(SpanEngine):
     # -- the passes on torch -----------------------------------------------------------------------
 
     def _encode_text(self, batch: list[Segment]) -> tuple[torch.Tensor, list, torch.Tensor]:
-        t = max(s.enc.num_tokens for s in batch)
-        ids = torch.full((len(batch), t), self.tokenizer.pad_id, dtype=torch.long)
-        valid = torch.zeros((len(batch), t), dtype=torch.bool)
-        for b, seg in enumerate(batch):
-            ids[b, : seg.enc.num_tokens] = torch.tensor(seg.enc.ids)
-            valid[b, : seg.enc.num_tokens] = True
-        positions = (torch.arange(t) + 2).expand(len(batch), t)
+        ids, valid = (torch.from_numpy(a) for a in self._text_arrays(batch))
+        positions = (torch.arange(ids.shape[1]) + 2).expand(*ids.shape)
         ids, valid, positions = ids.to(self.device), valid.to(self.device), positions.to(self.device)
         hidden, cache = self.encoder.forward_text(ids, positions, valid)
         return hidden, cache, valid
 
     def _logits(self, batch: list[Segment], cache: list, valid: torch.Tensor) -> torch.Tensor:
         """(batch, most spans, labels) logits for the spans of each segment (padding rows are junk)."""
-        p = max(len(s.spans) for s in batch)
-        start_pos = torch.full((len(batch), p), 2, dtype=torch.long)
-        end_pos = torch.full((len(batch), p), 2, dtype=torch.long)
-        for b, seg in enumerate(batch):
-            start_pos[b, : len(seg.spans)] = torch.from_numpy(seg.starts + 2)
-            end_pos[b, : len(seg.spans)] = torch.from_numpy(seg.ends + 2)
+        start_pos, end_pos = (torch.from_numpy(a) for a in self._marker_arrays(batch))
+        p = start_pos.shape[1]
         chunk = max(1, self.marker_budget // (2 * len(batch)))
         logits = []
         for c0 in range(0, p, chunk):
@@ -204,8 +195,7 @@ class SpanModel(SpanEngine):
         self, hidden: torch.Tensor, seg: Segment, row: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-word (start, end) logits: the head on each word's first and last subword state."""
-        first = [t[0] if t else 0 for t in seg.enc.word_tokens]
-        last = [t[1] - 1 if t else 0 for t in seg.enc.word_tokens]
+        first, last = self._word_edges(seg)
         logits = self.boundary(hidden[row])  # (tokens, 2)
         return logits[first, 0], logits[last, 1]
 

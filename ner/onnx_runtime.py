@@ -38,7 +38,8 @@ def _ort():  # noqa: ANN202 - the onnxruntime module, imported on first use
     return onnxruntime
 
 
-def _session(path: Path, threads: int | None):  # noqa: ANN202 - onnxruntime.InferenceSession
+def open_session(path: Path, threads: int | None = None):  # noqa: ANN201 - onnxruntime.InferenceSession
+    """An ONNX Runtime CPU session with every graph optimisation (and ``threads`` intra-op threads)."""
     ort = _ort()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -81,10 +82,10 @@ class OnnxSpanModel(SpanEngine):
             config,
             tokenizer,
             name=name,
-            boundary=_session(folder / boundary, threads) if boundary else None,
+            boundary=open_session(folder / boundary, threads) if boundary else None,
         )
-        self.text_session = _session(folder / manifest["graphs"]["text"], threads)
-        self.marker_session = _session(folder / manifest["graphs"]["markers"], threads)
+        self.text_session = open_session(folder / manifest["graphs"]["text"], threads)
+        self.marker_session = open_session(folder / manifest["graphs"]["markers"], threads)
         self.cache_names = [o.name for o in self.text_session.get_outputs()[1:]]
         self.dtype = manifest["precision"]
         self.folder = folder
@@ -96,12 +97,7 @@ class OnnxSpanModel(SpanEngine):
     def _encode_text(self, batch: list[Segment]) -> tuple[np.ndarray, list, np.ndarray]:
         """As `SpanModel._encode_text`; the graph numbers the text from 2 itself, as SpanMarker does."""
         ort = _ort()
-        t = max(s.enc.num_tokens for s in batch)
-        ids = np.full((len(batch), t), self.tokenizer.pad_id, dtype=np.int64)
-        valid = np.zeros((len(batch), t), dtype=bool)
-        for b, seg in enumerate(batch):
-            ids[b, : seg.enc.num_tokens] = seg.enc.ids
-            valid[b, : seg.enc.num_tokens] = True
+        ids, valid = self._text_arrays(batch)
         # An OrtValue made from a numpy array borrows its memory: the arrays outlive the run here.
         feeds = {name: ort.OrtValue.ortvalue_from_numpy(a) for name, a in (("ids", ids), ("valid", valid))}
         outs = self.text_session.run_with_ort_values(["hidden", *self.cache_names], feeds)
@@ -110,12 +106,8 @@ class OnnxSpanModel(SpanEngine):
     def _class_probs(self, batch: list[Segment], cache: list, valid: np.ndarray) -> np.ndarray:
         """As `SpanModel._class_probs`: the same marker chunks, each one run of the marker graph."""
         ort = _ort()
-        p = max(len(s.spans) for s in batch)
-        start_pos = np.full((len(batch), p), 2, dtype=np.int64)
-        end_pos = np.full((len(batch), p), 2, dtype=np.int64)
-        for b, seg in enumerate(batch):
-            start_pos[b, : len(seg.spans)] = seg.starts + 2
-            end_pos[b, : len(seg.spans)] = seg.ends + 2
+        start_pos, end_pos = self._marker_arrays(batch)
+        p = start_pos.shape[1]
         feeds = {"valid": ort.OrtValue.ortvalue_from_numpy(valid)}  # borrowed: `valid` stays alive
         feeds.update(zip(self.cache_names, cache))
         chunk = max(1, self.marker_budget // (2 * len(batch)))
@@ -130,8 +122,7 @@ class OnnxSpanModel(SpanEngine):
         return _softmax(np.concatenate(logits, axis=1).astype(np.float32, copy=False))
 
     def _boundary_probs(self, hidden: np.ndarray, seg: Segment, row: int) -> tuple[np.ndarray, np.ndarray]:
-        first = [t[0] if t else 0 for t in seg.enc.word_tokens]
-        last = [t[1] - 1 if t else 0 for t in seg.enc.word_tokens]
+        first, last = self._word_edges(seg)
         states = np.ascontiguousarray(hidden[row], dtype=np.float32)
         logits = self.boundary.run(["logits"], {"hidden": states})[0]  # (tokens, 2)
         return _sigmoid(logits[first, 0]), _sigmoid(logits[last, 1])
